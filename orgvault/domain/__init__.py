@@ -1,0 +1,1 @@
+"""Pure domain: values and rules. No I/O, no SDKs, no environment."""
