@@ -98,9 +98,28 @@ class UnknownFormatVersion(PermanentError):
     """The object was written by a newer (or unknown) format version; refuse to guess."""
 
 
+class RunNotFound(PermanentError):
+    """No run with that id for the org."""
+
+
 class SnapshotNotFound(PermanentError):
     """No committed snapshot matches the request."""
 
 
 class CredentialsNotFound(PermanentError):
     """No stored Salesforce credentials for the org."""
+
+
+# --- AWS services other than the vault (retryable after the SDK's own retries gave up) -------
+
+
+class CatalogUnavailable(RetryableError):
+    """The catalog (DynamoDB) throttled, timed out or answered 5xx; retry later."""
+
+
+class KeyServiceUnavailable(RetryableError):
+    """The key service (KMS) throttled, timed out or answered 5xx; retry later."""
+
+
+class SecretsUnavailable(RetryableError):
+    """The secret store (Secrets Manager) throttled, timed out or answered 5xx; retry later."""

@@ -268,3 +268,64 @@ class SalesforceSource(Protocol):
         ...
 
     def api_usage(self) -> ApiUsage | None: ...
+
+
+# --- Salesforce writes (restore) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The outcome of writing one record, in request order. ``id`` is the record's id in the target
+    (the new id for an insert); ``errors`` are Salesforce messages prefixed by their errorCode."""
+
+    success: bool
+    id: str | None = None
+    created: bool = False
+    errors: tuple[str, ...] = ()
+
+
+class SalesforceTarget(Protocol):
+    """Write access to one Salesforce org for restores, on simple-salesforce (same login, retry,
+    re-login, budget and error translation as ``SalesforceSource``).
+
+    Batch methods take any number of records and split them (sObject Collections: at most 200 a
+    call, ``allOrNone`` false) or use Bulk API 2.0 ingest above ``bulk_threshold``; they return one
+    ``WriteResult`` per record in input order. A record-level failure is a result, not an
+    exception; ``ApiBudgetExhausted`` / ``SalesforceUnavailable`` abort the call (the caller's job
+    journal knows which batches completed)."""
+
+    def org_id(self) -> str: ...
+
+    def list_objects(self) -> list[dict[str, Any]]: ...
+
+    def describe(self, object_name: str) -> ObjectSchema: ...
+
+    def insert(self, object_name: str, records: list[dict[str, Any]]) -> list[WriteResult]: ...
+
+    def update(self, object_name: str, records: list[dict[str, Any]]) -> list[WriteResult]:
+        """Each record carries its ``Id``; only the other fields given are changed."""
+        ...
+
+    def upsert(self, object_name: str, external_id_field: str, records: list[dict[str, Any]]) -> list[WriteResult]: ...
+
+    def query(self, soql: str) -> list[dict[str, Any]]:
+        """All rows of a (small) query, canonical values (no ``attributes``)."""
+        ...
+
+    def current_user_id(self) -> str:
+        """The id of the user the restore writes as (``CreatedById`` of what it creates)."""
+        ...
+
+    def existing_ids(self, object_name: str, ids: list[str]) -> set[str]:
+        """Which of ``ids`` exist (not deleted) in the target; 15-character forms."""
+        ...
+
+    def upload_file(
+        self, object_name: str, body_field: str, values: dict[str, Any], data: bytes
+    ) -> WriteResult:
+        """Insert a record with a binary body (ContentVersion.VersionData, Attachment.Body,
+        Document.Body) by multipart upload. A body over the object's limit (2 GB ContentVersion,
+        500 MB others) is refused with ``SalesforceRequestError`` before anything is sent."""
+        ...
+
+    def api_usage(self) -> ApiUsage | None: ...

@@ -157,3 +157,13 @@ class Lock:
     owner: str
     acquired_at: datetime
     expires_at: datetime
+
+
+class SecretDict(dict[str, str]):
+    """Credentials as a plain ``dict[str, str]`` whose ``repr``/``str`` show the keys only, so a
+    secret never lands in a log line or a traceback by accident."""
+
+    def __repr__(self) -> str:
+        return "SecretDict({" + ", ".join(f"{k!r}: '***'" for k in self) + "})"
+
+    __str__ = __repr__

@@ -1,0 +1,235 @@
+"""Backup throughput against the bundled emulator, beside a minimal client draining the same data.
+
+    .venv/bin/python -m bench.backup_throughput [--scale 20000] [--scales 100000,1000000]
+
+For each scale, in one run against one emulator org (served in this process):
+
+1. **ceiling** — a minimal client (plain ``requests``) drains the same objects and fields the backup
+   plans (Bulk API 2.0 queryAll CSV pages where the backup uses Bulk, REST queryAll pages otherwise)
+   plus every file body, doing nothing with the bytes;
+2. **full backup** — ``orgvault backup`` in a child process (so its peak RSS is its own, not the
+   emulator's): records/s, MB/s (uncompressed record bytes), API calls, peak RSS;
+3. **incremental at 1 % change** — ``activity.mutate(update_share=0.01)`` then an incremental, same
+   measurements; its time and API calls as a share of the full run's.
+
+Prints a table and writes ``bench/out/backup.json``. API calls per 1M records are extrapolated
+linearly from the measured run (labelled as such).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent / "out"
+ORG = "bench"
+
+
+# --- child: one backup, measured ------------------------------------------------------------------
+
+
+def child(home: str, full: bool) -> None:
+    from orgvault.bootstrap import open_app
+    from orgvault.settings import Settings
+
+    app = open_app(Settings.from_env(dict(os.environ), home=home))
+    t0 = time.perf_counter()
+    result = app.backup_service().run_backup(ORG, full=full)
+    seconds = time.perf_counter() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    app.close()
+    print(json.dumps({
+        "seconds": seconds,
+        "records": result.records,
+        "records_read": result.records_read,
+        "files": result.files,
+        "plain_bytes": result.plain_bytes,
+        "stored_bytes": result.stored_bytes,
+        "api_calls": result.api_calls,
+        "peak_rss_mb": peak_kb / 1024,
+        "kind": result.snapshot.kind.value,
+    }))
+
+
+def run_child(home: Path, *, full: bool = False) -> dict[str, Any]:
+    env = {**os.environ, "ORGVAULT_HOME": str(home)}
+    cmd = [sys.executable, "-m", "bench.backup_throughput", "--child", str(home)] + (["--full"] if full else [])
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    if proc.returncode != 0:
+        raise SystemExit(f"backup child failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- the ceiling: a minimal client -------------------------------------------------------------------
+
+
+def drain(facts: Any, plans: list[Any]) -> dict[str, Any]:
+    import requests
+
+    s = requests.Session()
+    base = f"{facts.instance_url}/services/data/v59.0"
+    tok = s.post(
+        f"{facts.login_url}/services/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(facts.client_id, facts.client_secret),
+        timeout=60,
+    ).json()["access_token"]
+    s.headers["Authorization"] = f"Bearer {tok}"
+    calls = records = nbytes = files = 0
+    t0 = time.perf_counter()
+    for p in plans:
+        query = f"SELECT {', '.join(p.fields)} FROM {p.name}"
+        ids: list[str] = []
+        if p.strategy == "bulk":
+            job = s.post(f"{base}/jobs/query", json={"operation": "queryAll", "query": query}, timeout=60)
+            calls += 1
+            if job.status_code >= 400:
+                continue
+            jid = job.json()["id"]
+            while True:
+                st = s.get(f"{base}/jobs/query/{jid}", timeout=60).json()
+                calls += 1
+                if st["state"] in ("JobComplete", "Failed", "Aborted"):
+                    break
+                time.sleep(0.05)
+            locator = None
+            while st["state"] == "JobComplete":
+                params = {"maxRecords": 50000} | ({"locator": locator} if locator else {})
+                r = s.get(f"{base}/jobs/query/{jid}/results", params=params, timeout=300)
+                calls += 1
+                nbytes += len(r.content)
+                records += int(r.headers.get("Sforce-NumberOfRecords", 0))
+                locator = r.headers.get("Sforce-Locator")
+                if not locator or locator == "null":
+                    break
+        else:
+            url = f"{base}/queryAll"
+            params: dict[str, str] | None = {"q": query}
+            while url:
+                r = s.get(url, params=params, timeout=300)
+                calls += 1
+                nbytes += len(r.content)
+                body = r.json()
+                records += len(body["records"])
+                ids.extend(x["Id"] for x in body["records"])
+                nxt = body.get("nextRecordsUrl")
+                url, params = (f"{facts.instance_url}{nxt}" if nxt else ""), None
+        if p.file_fields:
+            if not ids:
+                r = s.get(f"{base}/queryAll", params={"q": f"SELECT Id FROM {p.name}"}, timeout=300)
+                calls += 1
+                ids = [x["Id"] for x in r.json()["records"]]
+            for rid in ids:
+                for f in p.file_fields:
+                    r = s.get(f"{base}/sobjects/{p.name}/{rid}/{f}", timeout=300)
+                    calls += 1
+                    if r.status_code == 200:
+                        nbytes += len(r.content)
+                        files += 1
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "records": records, "bytes": nbytes, "files": files, "api_calls": calls}
+
+
+# --- one scale ----------------------------------------------------------------------------------------
+
+
+def bench_scale(scale: int, seed: int = 5) -> dict[str, Any]:
+    from orgvault.bootstrap import init_local, open_app
+    from orgvault.domain.plan import PlanSettings
+    from orgvault.services.backup_glue import plan_objects
+    from orgvault.services.orgs import connect_org
+    from orgvault.settings import Settings
+    from salesforce_emulator import EmulatorServer, Org, activity
+
+    work = Path(tempfile.mkdtemp(prefix=f"ovbench-{scale}-"))
+    t0 = time.perf_counter()
+    org = Org.generate(work / "org", scale=scale, seed=seed)
+    gen_s = time.perf_counter() - t0
+    with EmulatorServer.start(org=org, daily_limit=10_000_000) as emu:
+        facts = emu.facts
+        home = work / "home"
+        settings = Settings.from_env({}, home=str(home))
+        init_local(settings)
+        app = open_app(settings)
+        conn = connect_org(
+            catalog=app.catalog, keys=app.keys, secrets=app.secrets, name=ORG,
+            instance_url=facts.instance_url, login_url=facts.login_url, auth_method="client-credentials",
+            credentials={"client_id": facts.client_id, "client_secret": facts.client_secret},
+            test_login=app.make_source,
+        )
+        plans, _ = plan_objects(app.source_for(conn), PlanSettings())
+        app.close()
+        ceiling = drain(facts, plans)
+        full = run_child(home)
+        org.clock.advance(60)
+        activity.mutate(org, seed=seed + 1, update_share=0.01, delete_share=0.001)
+        org.clock.advance(60)
+        inc = run_child(home)
+    rec_s = full["records"] / full["seconds"]
+    ceil_rec_s = ceiling["records"] / ceiling["seconds"]
+    return {
+        "scale": scale,
+        "generate_seconds": round(gen_s, 1),
+        "ceiling": {**ceiling, "records_per_s": ceil_rec_s, "mb_per_s": ceiling["bytes"] / 2**20 / ceiling["seconds"]},
+        "full": {
+            **full,
+            "records_per_s": rec_s,
+            "mb_per_s": full["plain_bytes"] / 2**20 / full["seconds"],
+            "share_of_ceiling": rec_s / ceil_rec_s if ceil_rec_s else None,
+            "api_calls_per_1m_records_extrapolated": full["api_calls"] / max(full["records"], 1) * 1_000_000,
+        },
+        "incremental_1pct": {
+            **inc,
+            "time_share_of_full": inc["seconds"] / full["seconds"],
+            "api_call_share_of_full": inc["api_calls"] / max(full["api_calls"], 1),
+        },
+    }
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        f"{'scale':>9} {'ceiling rec/s':>14} {'full rec/s':>11} {'% ceil':>7} {'MB/s':>6} {'peak RSS':>9} "
+        f"{'calls/1M*':>10} {'inc time %':>10} {'inc calls %':>11}",
+    ]
+    for r in results:
+        f, c, i = r["full"], r["ceiling"], r["incremental_1pct"]
+        lines.append(
+            f"{r['scale']:>9,} {c['records_per_s']:>14,.0f} {f['records_per_s']:>11,.0f} "
+            f"{100 * (f['share_of_ceiling'] or 0):>6.0f}% {f['mb_per_s']:>6.1f} {f['peak_rss_mb']:>7.0f}MB "
+            f"{f['api_calls_per_1m_records_extrapolated']:>10,.0f} {100 * i['time_share_of_full']:>9.1f}% "
+            f"{100 * i['api_call_share_of_full']:>10.1f}%"
+        )
+    lines.append("* API calls per 1M records: extrapolated linearly from the measured run")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", type=int, default=20_000)
+    ap.add_argument("--scales", help="comma-separated scales, e.g. 100000,1000000 (overrides --scale)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        child(args.child, args.full)
+        return 0
+    scales = [int(x) for x in args.scales.split(",")] if args.scales else [args.scale]
+    results = [bench_scale(s) for s in scales]
+    OUT.mkdir(exist_ok=True)
+    doc = {"command": "python -m bench.backup_throughput " + " ".join(argv or sys.argv[1:]), "results": results}
+    (OUT / "backup.json").write_text(json.dumps(doc, indent=2))
+    print(table(results))
+    print(f"\nwritten: {OUT / 'backup.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

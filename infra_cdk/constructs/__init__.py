@@ -1,0 +1,1 @@
+"""One construct per capability. Each takes what it depends on as constructor arguments."""

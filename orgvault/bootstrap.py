@@ -1,0 +1,177 @@
+"""Wire adapters from settings, once.
+
+Local mode: a vault directory (``FilesystemObjectStore``), an SQLite catalog, a local key file (or
+``ORGVAULT_MASTER_KEY``) and credentials encrypted under the org key. AWS mode (the seam):
+:func:`open_app` builds the same :class:`App` from the ``aws_*`` adapters (S3, DynamoDB, KMS,
+Secrets Manager); services never know which.
+
+Contracts: :func:`init_local` is idempotent (an existing vault is reused, never overwritten; the
+key file is created with mode 0600 and never replaced). :func:`open_app` never creates anything:
+a missing or unreadable vault is a ``ConfigError`` that says to run ``orgvault init``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orgvault.domain.models import OrgConnection
+from orgvault.errors import ConfigError
+from orgvault.ports import Catalog, KeyProvider, ObjectStore, SalesforceSource, SecretStore
+from orgvault.settings import Mode, Settings
+
+SourceFactory = Callable[[OrgConnection, dict[str, str]], SalesforceSource]
+
+
+@dataclass
+class App:
+    """The wired adapters of one process. ``make_source(conn, credentials)`` builds a Salesforce
+    source; ``source_for(conn)`` does so with the stored credentials."""
+
+    settings: Settings
+    store: ObjectStore
+    catalog: Catalog
+    keys: KeyProvider
+    secrets: SecretStore
+    vault: Any
+    make_source: SourceFactory
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def source_for(self, conn: OrgConnection) -> SalesforceSource:
+        return self.make_source(conn, self.secrets.get(conn.name))
+
+    def backup_service(self, **kwargs: Any) -> Any:
+        from orgvault.services.backup import BackupService
+
+        return BackupService(
+            catalog=self.catalog,
+            vault=self.vault,
+            source_factory=self.source_for,
+            settings=self.settings.backup,
+            **kwargs,
+        )
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            with contextlib.suppress(Exception):  # closing is best effort
+                close()
+        self.closers.clear()
+
+
+def default_source_factory(settings: Settings, **options: Any) -> SourceFactory:
+    def make(conn: OrgConnection, credentials: dict[str, str]) -> SalesforceSource:
+        from orgvault.adapters.salesforce import SimpleSalesforceSource
+
+        # Bulk result pages no bigger than a chunk: memory stays flat (one page + one chunk).
+        options.setdefault("bulk_page_records", settings.backup.chunk_records)
+        return SimpleSalesforceSource(conn, credentials, budget_share=settings.backup.budget_share, **options)
+
+    return make
+
+
+# --- local mode --------------------------------------------------------------------------------
+
+
+def init_local(settings: Settings) -> dict[str, str]:
+    """Create (or reuse) a local vault at ``settings.home``. Returns where things are."""
+    if settings.mode is not Mode.LOCAL:
+        raise ConfigError("`orgvault init` sets up local mode; AWS mode is deployed with `cdk deploy`")
+    home = settings.home
+    try:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        settings.vault_dir.mkdir(exist_ok=True, mode=0o700)
+        settings.secrets_dir.mkdir(exist_ok=True, mode=0o700)
+        key_desc = "ORGVAULT_MASTER_KEY (from the environment)"
+        if settings.master_key is None:
+            from orgvault.adapters.local_keys import LocalKeyProvider
+
+            key_desc = str(settings.key_file)
+            LocalKeyProvider.create_key_file(settings.key_file)  # kept as is when it exists
+    except OSError as exc:
+        raise ConfigError(f"cannot create the vault at {home}: {exc.strerror}; choose another --vault") from None
+    app = _open_local(settings)  # creates the catalog schema
+    app.close()
+    return {
+        "home": str(home),
+        "vault_dir": str(settings.vault_dir),
+        "catalog": str(settings.catalog_path),
+        "key": key_desc,
+    }
+
+
+def _open_local(settings: Settings, source_factory: SourceFactory | None = None) -> App:
+    if not settings.vault_dir.is_dir():
+        raise ConfigError(f"no vault at {settings.home}: run `orgvault init` (or pass --home / set ORGVAULT_HOME)")
+    if not os.access(settings.vault_dir, os.R_OK | os.W_OK | os.X_OK):
+        raise ConfigError(f"the vault at {settings.home} is not readable/writable by this user; check its permissions")
+
+    from orgvault.adapters.local_catalog import SqliteCatalog
+    from orgvault.adapters.local_keys import LocalKeyProvider
+    from orgvault.adapters.local_secrets import LocalSecretStore
+    from orgvault.adapters.local_store import FilesystemObjectStore
+    from orgvault.services.vault import Vault
+
+    if settings.master_key is not None:
+        keys = LocalKeyProvider(master_key=settings.master_key)
+    else:
+        keys = LocalKeyProvider(settings.key_file)
+    store = FilesystemObjectStore(settings.vault_dir)
+    catalog = SqliteCatalog(settings.catalog_path)
+    secrets = LocalSecretStore(settings.secrets_dir, keys)
+    app = App(
+        settings=settings,
+        store=store,
+        catalog=catalog,
+        keys=keys,
+        secrets=secrets,
+        vault=Vault(store, keys),
+        make_source=source_factory or default_source_factory(settings),
+    )
+    if hasattr(catalog, "close"):
+        app.closers.append(catalog.close)
+    return app
+
+
+# --- AWS mode (seam) ---------------------------------------------------------------------------
+
+
+def _open_aws(settings: Settings, source_factory: SourceFactory | None = None) -> App:
+    """AWS mode: S3 vault, DynamoDB catalog, KMS keys, Secrets Manager credentials. Resource names
+    come from the environment (see ``orgvault.constants``)."""
+    from orgvault.adapters.aws_dynamodb import DynamoCatalog
+    from orgvault.adapters.aws_kms import KmsKeyProvider
+    from orgvault.adapters.aws_s3 import S3ObjectStore
+    from orgvault.adapters.aws_secrets import SecretsManagerSecretStore
+    from orgvault.services.vault import Vault
+
+    if not settings.aws.bucket or not settings.aws.table:
+        raise ConfigError("AWS mode needs ORGVAULT_BUCKET and ORGVAULT_TABLE")
+    store: Any = S3ObjectStore(settings.aws.bucket)  # type: ignore[call-arg]
+    keys: Any = KmsKeyProvider()  # type: ignore[call-arg]
+    catalog: Any = DynamoCatalog(settings.aws.table)  # type: ignore[call-arg]
+    secrets: Any = SecretsManagerSecretStore()  # type: ignore[call-arg]
+    return App(
+        settings=settings,
+        store=store,
+        catalog=catalog,
+        keys=keys,
+        secrets=secrets,
+        vault=Vault(store, keys),
+        make_source=source_factory or default_source_factory(settings),
+    )
+
+
+def open_app(settings: Settings, *, source_factory: SourceFactory | None = None) -> App:
+    """Build the :class:`App` for ``settings.mode``. Local mode needs an initialised vault."""
+    if settings.mode is Mode.AWS:
+        return _open_aws(settings, source_factory)
+    return _open_local(settings, source_factory)
+
+
+def local_paths(home: Path) -> dict[str, Path]:
+    s = Settings(home=home)
+    return {"vault": s.vault_dir, "catalog": s.catalog_path, "key": s.key_file, "secrets": s.secrets_dir}

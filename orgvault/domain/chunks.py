@@ -1,0 +1,214 @@
+"""Chunk payloads: records in, compact compressed bytes out, and back (docs/format.md, "Chunk payload").
+
+A chunk payload is zstd (one frame) of JSON Lines::
+
+    {"fields":["Id","Name",...],"format":"ovc-rows","v":1}     header line: field order
+    ["001000000000001AAA","Acme",...]                            one JSON array per record
+    ...
+
+Values are canonical JSON values as the records hold them (strings, numbers, booleans, null, and
+objects such as file references ``{"$file": ..., "size": ...}``). All records in one chunk have the
+same keys in the same order; a record with another key set closes the chunk and starts the next one.
+Tombstone chunks use the same format with the fields ``Id`` and ``deletedDate``.
+
+:class:`ChunkBuilder` holds at most one chunk, compressed as it goes, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import zstandard
+
+from orgvault.errors import IntegrityError, UnknownFormatVersion
+
+PAYLOAD_FORMAT = "ovc-rows"
+PAYLOAD_VERSION = 1
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024  # uncompressed JSON bytes per chunk
+DEFAULT_MAX_RECORDS = 50_000
+ZSTD_LEVEL = 3
+TOMBSTONE_FIELDS = ("Id", "deletedDate")
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class EncodedChunk:
+    """A closed chunk: the compressed payload and what the catalog and manifest record about it."""
+
+    payload: bytes
+    records: int
+    plain_bytes: int  # uncompressed payload size
+    fields: tuple[str, ...]
+    first_id: str = ""
+    last_id: str = ""
+
+
+class ChunkBuilder:
+    """Accumulates records and closes a chunk at ``max_bytes`` of uncompressed rows or ``max_records``,
+    whichever comes first (a single record larger than ``max_bytes`` gets a chunk of its own).
+
+    Usage::
+
+        for record in records:
+            if (chunk := builder.add(record)) is not None:
+                write(chunk)
+        if (chunk := builder.flush()) is not None:
+            write(chunk)
+
+    ``add`` closes the current chunk *before* adding a record that would not fit (so at most one
+    chunk comes out per call); ``flush`` closes whatever is pending. ``pending`` is how many records
+    are held. The builder can be reused after ``flush``.
+    """
+
+    def __init__(
+        self, *, max_bytes: int = DEFAULT_MAX_BYTES, max_records: int = DEFAULT_MAX_RECORDS, level: int = ZSTD_LEVEL
+    ) -> None:
+        if max_bytes < 1 or max_records < 1:
+            raise ValueError("chunk bounds must be positive")
+        self.max_bytes = max_bytes
+        self.max_records = max_records
+        self._cctx = zstandard.ZstdCompressor(level=level)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._fields: tuple[str, ...] | None = None
+        self._out = bytearray()
+        self._comp: Any = None
+        self._records = 0
+        self._plain = 0
+        self._first_id = ""
+        self._last_id = ""
+
+    @property
+    def pending(self) -> int:
+        return self._records
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._plain
+
+    def add(self, record: Mapping[str, Any]) -> EncodedChunk | None:
+        fields = tuple(record.keys())
+        row = _dumps([record[f] for f in fields]) + b"\n"
+        closed: EncodedChunk | None = None
+        if self._records and (
+            fields != self._fields
+            or self._records >= self.max_records
+            or self._plain + len(row) > self.max_bytes
+        ):
+            closed = self.flush()
+        if self._fields is None:
+            self._fields = fields
+            self._comp = self._cctx.compressobj()
+            head = _dumps({"fields": list(fields), "format": PAYLOAD_FORMAT, "v": PAYLOAD_VERSION}) + b"\n"
+            self._out += self._comp.compress(head)
+            self._plain += len(head)
+            first = record.get("Id")
+            self._first_id = first if isinstance(first, str) else ""
+        self._out += self._comp.compress(row)
+        self._plain += len(row)
+        self._records += 1
+        last = record.get("Id")
+        self._last_id = last if isinstance(last, str) else ""
+        return closed
+
+    def flush(self) -> EncodedChunk | None:
+        if not self._records:
+            return None
+        assert self._fields is not None
+        self._out += self._comp.flush()
+        chunk = EncodedChunk(
+            payload=bytes(self._out),
+            records=self._records,
+            plain_bytes=self._plain,
+            fields=self._fields,
+            first_id=self._first_id,
+            last_id=self._last_id,
+        )
+        self._reset()
+        return chunk
+
+
+def encode_chunks(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_records: int = DEFAULT_MAX_RECORDS,
+) -> Iterator[EncodedChunk]:
+    """All chunks for ``records`` (a convenience over :class:`ChunkBuilder`)."""
+    builder = ChunkBuilder(max_bytes=max_bytes, max_records=max_records)
+    for record in records:
+        if (chunk := builder.add(record)) is not None:
+            yield chunk
+    if (chunk := builder.flush()) is not None:
+        yield chunk
+
+
+def encode_records(records: Iterable[Mapping[str, Any]]) -> EncodedChunk:
+    """Exactly one chunk holding all ``records`` (all with the same keys). Raises ``ValueError`` on
+    an empty input or mixed key sets."""
+    builder = ChunkBuilder(max_bytes=2**62, max_records=2**62)
+    for record in records:
+        if builder.add(record) is not None:
+            raise ValueError("records in one chunk must all have the same fields in the same order")
+    chunk = builder.flush()
+    if chunk is None:
+        raise ValueError("a chunk needs at least one record")
+    return chunk
+
+
+def tombstone(record_id: str, deleted_date: str | None = None) -> dict[str, Any]:
+    """The record a tombstone chunk holds for a deleted id."""
+    return {"Id": record_id, "deletedDate": deleted_date}
+
+
+def _lines(payload: bytes) -> Iterator[bytes]:
+    reader = zstandard.ZstdDecompressor().stream_reader(payload, read_across_frames=True)
+    buf = b""
+    while True:
+        block = reader.read(1 << 20)
+        if not block:
+            break
+        buf += block
+        *complete, buf = buf.split(b"\n")
+        yield from complete
+    if buf:
+        yield buf
+
+
+def decode_chunk(payload: bytes) -> Iterator[dict[str, Any]]:
+    """Yield the records of a chunk payload, fields in their original order.
+
+    Raises ``UnknownFormatVersion`` for a newer payload version and ``IntegrityError`` for a payload
+    that does not decode (sealed payloads are authenticated first, so this means a writer bug)."""
+    try:
+        lines = _lines(payload)
+        head_line = next(lines, None)
+        if head_line is None:
+            raise IntegrityError("chunk payload is empty")
+        head = json.loads(head_line)
+        if head.get("format") != PAYLOAD_FORMAT:
+            raise IntegrityError("chunk payload has an unknown format")
+        if head.get("v") != PAYLOAD_VERSION:
+            raise UnknownFormatVersion(f"chunk payload version {head.get('v')!r}; upgrade orgvault to read it")
+        fields = head["fields"]
+        for line in lines:
+            values = json.loads(line)
+            if len(values) != len(fields):
+                raise IntegrityError("chunk row does not match its field list")
+            yield dict(zip(fields, values, strict=True))
+    except (zstandard.ZstdError, ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"chunk payload does not decode: {type(exc).__name__}") from exc
+
+
+def chunk_fields(payload: bytes) -> tuple[str, ...]:
+    """The field list from a chunk payload's header line."""
+    lines = _lines(payload)
+    head = json.loads(next(lines, b"{}") or b"{}")
+    return tuple(head.get("fields", ()))

@@ -1,0 +1,820 @@
+"""Backup orchestration: ``start_run`` → ``extract_step`` (per object, repeated) → ``finalize_run``.
+
+The three calls map 1:1 onto the Step Functions workflow (start Lambda, a Map of extract-step
+Lambdas with Wait states, finalize Lambda); locally :meth:`BackupService.run_backup` loops them
+in-process.
+
+Contracts:
+
+- **One run per org.** ``start_run`` takes the org lock (owner ``host:pid``); a lock held by a
+  dead local process is taken over; otherwise ``RunInProgress`` names the holder.
+- **Resume.** The newest unfinished run (PAUSED, FAILED, or RUNNING whose owner died) is resumed
+  from its checkpoints rather than starting a new one.
+- **Crash safety.** Every chunk is sealed and written (write-once, random key suffix) *before*
+  ``Catalog.record_chunk`` adds it and moves the object's checkpoint past it in one transaction.
+  Chunks close only on page boundaries, so the checkpoint cursor always points at the first page
+  not yet committed: after a kill -9 anywhere a re-run repeats at most the uncommitted pages and
+  duplicates nothing (an orphaned sealed object may remain; no manifest references it).
+- **Invisible until complete.** The manifest is written last in ``finalize_run`` and the snapshot
+  committed with compare-and-set on the org's head.
+- **Incremental.** Per object: ``SystemModstamp >= watermark − overlap`` with queryAll; rows with
+  ``IsDeleted`` become tombstones; a changed ``fields_hash`` or a new object means a full re-read
+  (a new base layer); hard deletes/purges are found by reading all Ids (reconciliation) every
+  ``reconcile_every`` runs and whenever the watermark is older than the recycle-bin window.
+- **API budget.** ``ApiBudgetExhausted`` anywhere keeps the checkpoints; the run is PAUSED and the
+  lock released; the next ``start_run`` resumes it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from orgvault.domain.models import (
+    Checkpoint,
+    ChunkKind,
+    ChunkRecord,
+    ObjectState,
+    OrgConnection,
+    Run,
+    RunKind,
+    RunStatus,
+    SnapshotRecord,
+)
+from orgvault.domain.plan import PlanSettings, SkipReason
+from orgvault.errors import (
+    ApiBudgetExhausted,
+    BulkNotSupported,
+    OrgVaultError,
+    PermanentError,
+    QueryLocatorExpired,
+    RunInProgress,
+    SalesforceRequestError,
+)
+from orgvault.ports import Catalog, ObjectSchema, SalesforceSource
+from orgvault.services import backup_glue as glue
+from orgvault.settings import BackupSettings
+
+RECYCLE_BIN_DAYS = 15
+MAX_READ_RESTARTS = 3
+SourceFactory = Callable[[OrgConnection], SalesforceSource]
+
+
+class StepStatus(StrEnum):
+    DONE = "done"
+    MORE = "more"
+    WAIT = "wait"
+
+
+class Phase(StrEnum):
+    RECORDS = "records"  # the full or delta read
+    IDS = "ids"  # reading every live Id (reconciliation)
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class SkippedObject:
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What ``start_run`` decided. ``objects`` are the objects still to extract (not DONE)."""
+
+    org: str
+    run_id: str
+    kind: RunKind
+    resumed: bool
+    parent_snapshot_id: str | None
+    objects: tuple[str, ...]
+    skipped: tuple[SkippedObject, ...] = ()
+    modes: dict[str, str] = field(default_factory=dict)  # object -> "full" | "delta"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One extract step. ``status`` DONE: the object is finished; MORE: call again now; WAIT: call
+    again after ``wait_seconds`` (a Bulk job is still running)."""
+
+    org: str
+    run_id: str
+    object_name: str
+    status: StepStatus
+    wait_seconds: float = 0.0
+    records: int = 0  # records committed by this step
+    tombstones: int = 0
+    files: int = 0  # file bodies downloaded by this step
+    plain_bytes: int = 0
+    stored_bytes: int = 0
+    api_calls: int = 0
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    snapshot: SnapshotRecord
+    run: Run
+    objects: int
+    records: int
+    files: int
+    plain_bytes: int
+    stored_bytes: int
+    api_calls: int
+    seconds: float
+    skipped: tuple[SkippedObject, ...] = ()
+    records_read: int = 0  # records (changed ones, for an incremental) written by this run
+    tombstones: int = 0
+
+
+@dataclass
+class ObjectProgress:
+    """Per-object counters handed to the progress callback."""
+
+    object_name: str
+    records: int = 0
+    files: int = 0
+    plain_bytes: int = 0
+    stored_bytes: int = 0
+    api_calls: int = 0
+    seconds: float = 0.0
+    done: bool = False
+
+
+ProgressFn = Callable[[ObjectProgress], None]
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable and unique: UTC time to the microsecond plus 4 random hex digits."""
+    return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + os.urandom(2).hex()
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def local_owner_alive(owner: str) -> bool | None:
+    """True/False when ``owner`` is a ``host:pid`` on this host; None when we cannot tell."""
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sf_datetime(text: str) -> datetime:
+    """Parse Salesforce datetime text (``2024-01-01T00:00:00.000+0000`` or ``...Z``)."""
+    t = text.strip().replace("Z", "+0000")
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            return datetime.strptime(t, fmt)
+        except ValueError:
+            continue
+    raise ValueError(f"not a Salesforce datetime: {text!r}")
+
+
+def soql_datetime(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class BackupService:
+    """The backup use cases over the ports. ``source_factory`` builds an authenticated
+    ``SalesforceSource`` for a connection (credentials come from the SecretStore inside it)."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        vault: Any,
+        source_factory: SourceFactory,
+        settings: BackupSettings | None = None,
+        owner: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+        owner_alive: Callable[[str], bool | None] = local_owner_alive,
+        chunk_hook: Callable[[str, str, int], None] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.vault = vault
+        self.source_factory = source_factory
+        self.settings = settings or BackupSettings()
+        self.owner = owner or default_owner()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.owner_alive = owner_alive
+        # Called after each committed chunk (object, kind, seq): tests raise from it to simulate kill -9.
+        self.chunk_hook = chunk_hook
+        self._sources: dict[str, SalesforceSource] = {}
+        self._schemas: dict[tuple[str, str], ObjectSchema] = {}
+
+    # --- helpers -----------------------------------------------------------------------------
+    def source(self, org: str) -> SalesforceSource:
+        src = self._sources.get(org)
+        if src is None:
+            src = self.source_factory(self.catalog.get_org(org))
+            self._sources[org] = src
+        return src
+
+    def api_calls(self, org: str) -> int:
+        src = self._sources.get(org)
+        return int(getattr(src, "calls", 0) or 0) if src is not None else 0
+
+    def _acquire_lock(self, org: str) -> None:
+        now = self.clock()
+        lock = self.catalog.get_lock(org)
+        force = False
+        if lock is not None and lock.owner != self.owner and lock.expires_at > now:
+            if self.owner_alive(lock.owner) is False:
+                force = True  # its process is dead: take it over
+            else:
+                raise RunInProgress(
+                    f"org {org!r} is already being backed up by {lock.owner} (since "
+                    f"{lock.acquired_at:%Y-%m-%d %H:%M:%S} UTC); wait for it to finish, or if that process is "
+                    f"gone the lock expires at {lock.expires_at:%Y-%m-%d %H:%M:%S} UTC"
+                )
+        self.catalog.acquire_lock(org, self.owner, now=now, ttl_seconds=self.settings.lock_ttl_seconds, force=force)
+
+    def _resumable(self, org: str) -> Run | None:
+        runs = self.catalog.list_runs(org)
+        if not runs:
+            return None
+        last = runs[-1]
+        if last.status in (RunStatus.PAUSED, RunStatus.FAILED, RunStatus.RUNNING) and not last.stats.get("abandoned"):
+            return last
+        return None
+
+    # --- start -------------------------------------------------------------------------------
+    def start_run(self, org: str, *, full: bool = False) -> RunPlan:
+        """Lock the org, then resume its unfinished run or plan a new one (full when there is no
+        head snapshot or ``full``). Raises ``UnknownOrg``, ``RunInProgress``, ``ApiBudgetExhausted``
+        (lock released), Salesforce errors."""
+        conn = self.catalog.get_org(org)
+        self._acquire_lock(org)
+        try:
+            run = self._resumable(org)
+            if run is not None and not full:
+                return self._resume(run)
+            if run is not None:  # --full abandons an unfinished run (its chunks become orphans)
+                self.catalog.put_run(
+                    replace(run, status=RunStatus.FAILED, message="abandoned: a new full run was started",
+                            finished_at=self.clock(), stats={**run.stats, "abandoned": True})
+                )
+            return self._plan_new(conn, full=full)
+        except BaseException:
+            self.catalog.release_lock(org, self.owner)
+            raise
+
+    def _resume(self, run: Run) -> RunPlan:
+        run = replace(run, status=RunStatus.RUNNING, message="resumed")
+        self.catalog.put_run(run)
+        cps = self.catalog.list_checkpoints(run.org, run.run_id)
+        skipped = tuple(SkippedObject(**s) for s in run.stats.get("skipped", []))
+        return RunPlan(
+            org=run.org,
+            run_id=run.run_id,
+            kind=run.kind,
+            resumed=True,
+            parent_snapshot_id=run.parent_snapshot_id,
+            objects=tuple(c.object_name for c in cps if c.state is not ObjectState.DONE),
+            skipped=skipped,
+            modes={c.object_name: c.cursor.get("mode", "full") for c in cps},
+        )
+
+    def _plan_new(self, conn: OrgConnection, *, full: bool) -> RunPlan:
+        org = conn.name
+        src = self.source(org)
+        head = self.catalog.head_snapshot(org)
+        parent = None if full else head
+        parent_manifest = glue.read_manifest(self.vault, self.catalog, parent) if parent else None
+        plan_settings = PlanSettings.from_mapping(conn.settings)
+        plan_settings = PlanSettings(
+            only=plan_settings.only or self.settings.only,
+            include=plan_settings.include + self.settings.include,
+            exclude=plan_settings.exclude + self.settings.exclude,
+        )
+        plans, skipped_raw = glue.plan_objects(src, plan_settings, describe=lambda n: self._describe(org, n))
+        skipped = [
+            SkippedObject(s.name, f"{s.reason.value}: {s.detail}" if s.detail else s.reason.value) for s in skipped_raw
+        ]
+        failed = {s.name for s in skipped_raw if s.reason is SkipReason.DESCRIBE_FAILED}
+        planned = {p.name for p in plans}
+        removed = (
+            sorted(n for n in parent_manifest.objects if n not in planned and n not in failed)
+            if parent_manifest
+            else []
+        )
+        now = self.clock()
+        run_id = new_run_id(now)
+        kind = RunKind.INCREMENTAL if parent else RunKind.FULL
+        reconcile = self._reconcile_due(org) if parent else False
+        modes: dict[str, str] = {}
+        for p in plans:
+            prev = glue.manifest_object(parent_manifest, p.name) if parent_manifest else None
+            mode, since, do_reconcile = "full", None, False
+            if (
+                prev is not None
+                and prev.get("fields_hash") == p.fields_hash
+                and prev.get("watermark")
+                and "SystemModstamp" in p.fields
+            ):
+                wm = sf_datetime(prev["watermark"])
+                mode = "delta"
+                since = soql_datetime(wm - timedelta(seconds=self.settings.overlap_seconds))
+                do_reconcile = reconcile or (now - wm) > timedelta(days=RECYCLE_BIN_DAYS - 1)
+            modes[p.name] = mode
+            cursor = {
+                "mode": mode,
+                "since": since,
+                "fields": list(p.fields),
+                "field_specs": [list(x) for x in p.specs] + [[f, "base64"] for f in p.file_fields],
+                "file_fields": list(p.file_fields),
+                "phase": Phase.RECORDS.value,
+                "read": None,
+                "reconcile": do_reconcile,
+                "base_from_seq": 0,
+                "prev_watermark": prev.get("watermark") if prev else None,
+            }
+            self.catalog.put_checkpoint(
+                Checkpoint(
+                    org=org,
+                    run_id=run_id,
+                    object_name=p.name,
+                    state=ObjectState.PENDING,
+                    strategy=p.strategy,
+                    cursor=cursor,
+                    next_seq=0,
+                    records=0,
+                    watermark=prev.get("watermark") if prev else None,
+                    fields_hash=p.fields_hash,
+                    updated_at=now,
+                )
+            )
+        run = Run(
+            org=org,
+            run_id=run_id,
+            kind=kind,
+            status=RunStatus.RUNNING,
+            started_at=now,
+            parent_snapshot_id=parent.snapshot_id if parent else None,
+            stats={
+                "skipped": [asdict(s) for s in skipped],
+                "removed": removed,
+                "reconciled": reconcile or kind is RunKind.FULL,
+                "salesforce_org_id": _safe_org_id(src),
+            },
+        )
+        self.catalog.put_run(run)
+        return RunPlan(
+            org=org,
+            run_id=run_id,
+            kind=kind,
+            resumed=False,
+            parent_snapshot_id=run.parent_snapshot_id,
+            objects=tuple(p.name for p in plans),
+            skipped=tuple(skipped),
+            modes=modes,
+        )
+
+    def _reconcile_due(self, org: str) -> bool:
+        every = self.settings.reconcile_every
+        if every <= 1:
+            return True
+        since = 0
+        for run in reversed(self.catalog.list_runs(org)):
+            if run.status is not RunStatus.COMPLETED:
+                continue
+            if run.stats.get("reconciled") or run.kind is RunKind.FULL:
+                break
+            since += 1
+        return since + 1 >= every
+
+    # --- extract -----------------------------------------------------------------------------
+    def extract_step(self, org: str, run_id: str, object_name: str, *, time_budget_s: float | None = None) -> StepResult:
+        """Continue ``object_name`` from its checkpoint for about ``time_budget_s`` seconds.
+        Idempotent after a crash: it restarts from the last committed checkpoint."""
+        budget = self.settings.step_seconds if time_budget_s is None else time_budget_s
+        deadline = time.monotonic() + budget
+        cp = self._checkpoint(org, run_id, object_name)
+        calls0 = self.api_calls(org)
+        stats = _StepStats()
+        status, wait = StepStatus.DONE, 0.0
+        if cp.state is not ObjectState.DONE:
+            if cp.state is ObjectState.PENDING:
+                cp = replace(cp, state=ObjectState.IN_PROGRESS, updated_at=self.clock())
+                self.catalog.put_checkpoint(cp)
+            conn = self.catalog.get_org(org)
+            while True:
+                phase = Phase(cp.cursor.get("phase", Phase.RECORDS.value))
+                if phase is Phase.DONE:
+                    cp = replace(cp, state=ObjectState.DONE, updated_at=self.clock())
+                    self.catalog.put_checkpoint(cp)
+                    status = StepStatus.DONE
+                    break
+                if phase is Phase.RECORDS:
+                    cp, status, wait = self._read_records(conn, run_id, cp, deadline, stats)
+                else:
+                    cp, status, wait = self._read_ids(conn, run_id, cp, deadline, stats)
+                if status is not StepStatus.DONE:
+                    break
+        return StepResult(
+            org=org,
+            run_id=run_id,
+            object_name=object_name,
+            status=status,
+            wait_seconds=wait,
+            records=stats.records,
+            tombstones=stats.tombstones,
+            files=stats.files,
+            plain_bytes=stats.plain_bytes,
+            stored_bytes=stats.stored_bytes,
+            api_calls=self.api_calls(org) - calls0,
+        )
+
+    def _checkpoint(self, org: str, run_id: str, object_name: str) -> Checkpoint:
+        for cp in self.catalog.list_checkpoints(org, run_id):
+            if cp.object_name == object_name:
+                return cp
+        raise PermanentError(f"run {run_id} of org {org!r} has no object {object_name!r}")
+
+    def _describe(self, org: str, object_name: str) -> ObjectSchema:
+        key = (org, object_name)
+        schema = self._schemas.get(key)
+        if schema is None:
+            schema = self.source(org).describe(object_name)
+            self._schemas[key] = schema
+        return schema
+
+    def _start_read(self, conn: OrgConnection, cp: Checkpoint, *, fields: list[str], where: str | None) -> Checkpoint:
+        src = self.source(conn.name)
+        schema = self._describe(conn.name, cp.object_name)
+        strategy = cp.strategy or "rest"
+        try:
+            cursor = src.start_read(schema, fields, strategy=strategy, where=where, include_deleted=True)
+        except BulkNotSupported:
+            strategy = "rest"
+            cursor = src.start_read(schema, fields, strategy=strategy, where=where, include_deleted=True)
+        cp = replace(cp, strategy=strategy, cursor={**cp.cursor, "read": cursor}, updated_at=self.clock())
+        self.catalog.put_checkpoint(cp)
+        return cp
+
+    def _read_records(
+        self, conn: OrgConnection, run_id: str, cp: Checkpoint, deadline: float, stats: _StepStats
+    ) -> tuple[Checkpoint, StepStatus, float]:
+        org = conn.name
+        src = self.source(org)
+        cur = cp.cursor
+        mode = cur.get("mode", "full")
+        kind = ChunkKind.RECORDS if mode == "full" else ChunkKind.DELTA
+        fields = list(cur["fields"])
+        file_fields = list(cur.get("file_fields", []))
+        where = f"SystemModstamp >= {cur['since']}" if mode == "delta" and cur.get("since") else None
+        if cur.get("read") is None:
+            cp = self._start_read(conn, cp, fields=fields, where=where)
+        buf = _Buffer()
+        tombs: list[dict[str, Any]] = []
+        watermark = cp.watermark
+        read_cursor: dict[str, Any] | None = cp.cursor["read"]
+        restarts = 0
+        while True:
+            try:
+                page = src.read_page(read_cursor)  # type: ignore[arg-type]
+            except BulkNotSupported:
+                if cp.next_seq > cp.cursor.get("base_from_seq", 0) or buf.records:
+                    raise
+                cp = replace(cp, strategy="rest", cursor={**cp.cursor, "read": None})
+                cp = self._start_read(conn, cp, fields=fields, where=where)
+                read_cursor = cp.cursor["read"]
+                continue
+            except QueryLocatorExpired:
+                # Start the object's read again; chunks already committed by this run for it are
+                # superseded (finalize uses only seq >= base_from_seq). Bounded: a cursor that keeps
+                # expiring fails the run (resumable) instead of looping.
+                restarts += 1
+                if restarts > MAX_READ_RESTARTS:
+                    raise
+                cp = replace(cp, cursor={**cp.cursor, "read": None, "base_from_seq": cp.next_seq}, records=0)
+                self.catalog.put_checkpoint(cp)
+                buf, tombs = _Buffer(), []
+                cp = self._start_read(conn, cp, fields=fields, where=where)
+                read_cursor = cp.cursor["read"]
+                continue
+            if page.wait_seconds > 0 and not page.records:
+                cp = self._flush(conn, run_id, cp, kind, buf, tombs, page.cursor, watermark, stats)
+                return cp, StepStatus.WAIT, page.wait_seconds
+            for rec in page.records:
+                if rec.get("IsDeleted") is True:
+                    if mode == "delta":
+                        tombs.append({"Id": rec["Id"], "deletedDate": rec.get("SystemModstamp")})
+                    continue
+                if file_fields:
+                    self._attach_files(conn, cp.object_name, rec, file_fields, stats)
+                buf.add(rec)
+                stamp = rec.get("SystemModstamp")
+                if isinstance(stamp, str) and (watermark is None or stamp > watermark):
+                    watermark = stamp
+            read_cursor = page.cursor
+            if read_cursor is None:
+                next_phase = Phase.IDS if cur.get("reconcile") else Phase.DONE
+                cp = replace(cp, cursor={**cp.cursor, "phase": next_phase.value, "read": None})
+                cp = self._flush(conn, run_id, cp, kind, buf, tombs, None, watermark, stats)
+                return cp, StepStatus.DONE, 0.0
+            if (
+                len(buf.records) + len(tombs) >= self.settings.chunk_records
+                or buf.bytes >= self.settings.chunk_bytes
+                or time.monotonic() >= deadline
+            ):
+                cp = self._flush(conn, run_id, cp, kind, buf, tombs, read_cursor, watermark, stats)
+                buf, tombs = _Buffer(), []
+                if time.monotonic() >= deadline:
+                    return cp, StepStatus.MORE, 0.0
+
+    def _flush(
+        self,
+        conn: OrgConnection,
+        run_id: str,
+        cp: Checkpoint,
+        kind: ChunkKind,
+        buf: _Buffer,
+        tombs: list[dict[str, Any]],
+        read_cursor: dict[str, Any] | None,
+        watermark: str | None,
+        stats: _StepStats,
+    ) -> Checkpoint:
+        """Seal and commit the buffered records (and tombstones). Only the last commit advances the
+        read cursor: a crash in between re-reads the pages (tombstones twice: harmless)."""
+        final_cursor = {**cp.cursor, "read": read_cursor}
+        pending = []
+        if tombs:
+            pending.append((ChunkKind.TOMBSTONES, tombs))
+        if buf.records:
+            pending.append((kind, buf.records))
+        if not pending:
+            cp = replace(cp, cursor=final_cursor, watermark=watermark, updated_at=self.clock())
+            self.catalog.put_checkpoint(cp)
+            return cp
+        for i, (k, records) in enumerate(pending):
+            last = i == len(pending) - 1
+            chunk = glue.write_chunk(self.vault, conn, run_id, cp.object_name, cp.next_seq, k, records)
+            n_live = len(records) if k in (ChunkKind.RECORDS, ChunkKind.DELTA) else 0
+            cp = replace(
+                cp,
+                next_seq=cp.next_seq + 1,
+                records=cp.records + n_live,
+                cursor=final_cursor if last else cp.cursor,
+                watermark=watermark if last else cp.watermark,
+                updated_at=self.clock(),
+            )
+            self.catalog.record_chunk(chunk, cp)
+            stats.add_chunk(chunk, k)
+            if self.chunk_hook is not None:
+                self.chunk_hook(cp.object_name, k.value, chunk.seq)
+        return cp
+
+    def _attach_files(
+        self, conn: OrgConnection, obj: str, rec: dict[str, Any], file_fields: list[str], stats: _StepStats
+    ) -> None:
+        """Download each file body once (ContentVersion never twice; Attachment/Document again only
+        when the record's SystemModstamp changed) and replace the field by a file reference."""
+        org = conn.name
+        for fname in file_fields:
+            source_name = f"{obj}/{rec['Id']}/{fname}"
+            stamp = rec.get("SystemModstamp") or ""
+            known = self.catalog.get_file(org, source_name)
+            if known is not None and (obj == "ContentVersion" or known.source_stamp == stamp):
+                rec[fname] = glue.file_ref(known)
+                continue
+            try:
+                parts = self.source(org).download(obj, rec["Id"], fname)
+                frec = glue.write_file(self.vault, conn, source_name, parts, stamp)
+            except SalesforceRequestError as exc:
+                if exc.status == 404 or exc.error_code == "NOT_FOUND":
+                    rec[fname] = None
+                    continue
+                raise
+            self.catalog.put_file(frec)
+            stats.files += 1
+            rec[fname] = glue.file_ref(frec)
+
+    def _read_ids(
+        self, conn: OrgConnection, run_id: str, cp: Checkpoint, deadline: float, stats: _StepStats
+    ) -> tuple[Checkpoint, StepStatus, float]:
+        """Reconciliation: read every live Id into IDS chunks; at the end, every record of the
+        snapshot (parent + this run's deltas) whose Id is gone gets a tombstone."""
+        org = conn.name
+        src = self.source(org)
+        if cp.cursor.get("read") is None and not cp.cursor.get("ids_done"):
+            id_fields = ["Id", "IsDeleted"] if "IsDeleted" in cp.cursor.get("fields", []) else ["Id"]
+            cp = self._start_read(conn, cp, fields=id_fields, where=None)
+        buf = _Buffer()
+        read_cursor: dict[str, Any] | None = cp.cursor["read"]
+        while not cp.cursor.get("ids_done"):
+            page = src.read_page(read_cursor)  # type: ignore[arg-type]
+            if page.wait_seconds > 0 and not page.records:
+                cp = self._flush(conn, run_id, cp, ChunkKind.IDS, buf, [], page.cursor, cp.watermark, stats)
+                return cp, StepStatus.WAIT, page.wait_seconds
+            for rec in page.records:
+                if rec.get("IsDeleted") is not True:
+                    buf.add({"Id": rec["Id"]})
+            read_cursor = page.cursor
+            if read_cursor is None:
+                cp = replace(cp, cursor={**cp.cursor, "ids_done": True})
+                cp = self._flush(conn, run_id, cp, ChunkKind.IDS, buf, [], None, cp.watermark, stats)
+                break
+            if len(buf.records) >= self.settings.chunk_records * 4 or time.monotonic() >= deadline:
+                cp = self._flush(conn, run_id, cp, ChunkKind.IDS, buf, [], read_cursor, cp.watermark, stats)
+                buf = _Buffer()
+                if time.monotonic() >= deadline:
+                    return cp, StepStatus.MORE, 0.0
+        # All ids are committed: compute the purged ones.
+        live: set[str] = set()
+        chunks = self.catalog.list_chunks(org, run_id, cp.object_name)
+        for ch in chunks:
+            if ch.kind is ChunkKind.IDS:
+                live.update(r["Id"] for r in glue.read_chunk(self.vault, ch))
+        known: set[str] = set()
+        run = self.catalog.get_run(org, run_id)
+        if run.parent_snapshot_id:
+            parent = self.catalog.get_snapshot(org, run.parent_snapshot_id)
+            known.update(glue.iter_ids(self.vault, self.catalog, parent, cp.object_name))
+        for ch in chunks:
+            if ch.kind is ChunkKind.DELTA:
+                known.update(r["Id"] for r in glue.read_chunk(self.vault, ch))
+            elif ch.kind is ChunkKind.TOMBSTONES:
+                known.difference_update(r["Id"] for r in glue.read_chunk(self.vault, ch))
+        gone = sorted(known - live)
+        live_count = len(known & live)
+        cp = replace(cp, cursor={**cp.cursor, "phase": Phase.DONE.value, "read": None, "live_count": live_count})
+        tombs = [{"Id": i, "deletedDate": None} for i in gone]
+        cp = self._flush(conn, run_id, cp, ChunkKind.DELTA, _Buffer(), tombs, None, cp.watermark, stats)
+        stats.reconciled_gone += len(gone)
+        return cp, StepStatus.DONE, 0.0
+
+    # --- finalize ----------------------------------------------------------------------------
+    def finalize_run(self, org: str, run_id: str) -> SnapshotRecord:
+        """Build the manifest from the parent + this run's chunks, write it last, commit the
+        snapshot (compare-and-set on the head), mark the run COMPLETED and release the lock.
+        Repeating it after a crash is safe. Raises ``PermanentError`` if objects are unfinished,
+        ``ConcurrentCommit`` if the head moved."""
+        conn = self.catalog.get_org(org)
+        run = self.catalog.get_run(org, run_id)
+        try:
+            done = self.catalog.get_snapshot(org, run_id)
+        except OrgVaultError:
+            done = None
+        if done is None:
+            cps = self.catalog.list_checkpoints(org, run_id)
+            unfinished = [c.object_name for c in cps if c.state is not ObjectState.DONE]
+            if unfinished:
+                raise PermanentError(
+                    f"run {run_id} still has unfinished objects ({', '.join(unfinished[:5])}); extract them first"
+                )
+            parent = self.catalog.get_snapshot(org, run.parent_snapshot_id) if run.parent_snapshot_id else None
+            chunks = [
+                ch
+                for cp in cps
+                for ch in self.catalog.list_chunks(org, run_id, cp.object_name)
+                if ch.kind is not ChunkKind.IDS and ch.seq >= int(cp.cursor.get("base_from_seq", 0))
+            ]
+            done = glue.commit_snapshot(
+                self.vault,
+                self.catalog,
+                conn,
+                run,
+                parent,
+                cps,
+                chunks,
+                now=self.clock(),
+                salesforce_org_id=str(run.stats.get("salesforce_org_id", "")),
+            )
+        self.catalog.put_run(
+            replace(run, status=RunStatus.COMPLETED, finished_at=self.clock(), message="",
+                    stats={**run.stats, "records": done.records, "objects": done.objects})
+        )
+        self.catalog.release_lock(org, self.owner)
+        return done
+
+    def stop_run(self, org: str, run_id: str, *, status: RunStatus, message: str) -> None:
+        """Mark a run PAUSED or FAILED (resumable from its checkpoints) and release the lock."""
+        run = self.catalog.get_run(org, run_id)
+        self.catalog.put_run(replace(run, status=status, message=message[:500], finished_at=self.clock()))
+        self.catalog.release_lock(org, self.owner)
+
+    # --- local driver ------------------------------------------------------------------------
+    def run_backup(
+        self,
+        org: str,
+        *,
+        full: bool = False,
+        progress: ProgressFn | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> BackupResult:
+        """Run start → extract (every object, honouring waits by sleeping) → finalize in-process.
+        ``ApiBudgetExhausted``: the run is PAUSED and the error re-raised with what to do.
+        Any other error: the run is FAILED (resumable) and the error re-raised."""
+        t0 = time.monotonic()
+        plan = self.start_run(org, full=full)
+        totals = _StepStats()
+        try:
+            for obj in plan.objects:
+                prog = ObjectProgress(obj)
+                o0 = time.monotonic()
+                while True:
+                    res = self.extract_step(org, plan.run_id, obj)
+                    totals.merge(res)
+                    prog.records += res.records
+                    prog.files += res.files
+                    prog.plain_bytes += res.plain_bytes
+                    prog.stored_bytes += res.stored_bytes
+                    prog.api_calls += res.api_calls
+                    prog.seconds = time.monotonic() - o0
+                    if res.status is StepStatus.DONE:
+                        prog.done = True
+                        if progress:
+                            progress(prog)
+                        break
+                    if progress:
+                        progress(prog)
+                    if res.status is StepStatus.WAIT:
+                        sleep(min(res.wait_seconds, 30.0))
+            snap = self.finalize_run(org, plan.run_id)
+        except ApiBudgetExhausted as exc:
+            self.stop_run(org, plan.run_id, status=RunStatus.PAUSED, message=str(exc))
+            raise ApiBudgetExhausted(
+                f"backup of {org!r} paused: the API allowance share is used up ({exc}); "
+                f"run `orgvault backup {org}` again later to resume run {plan.run_id}"
+            ) from exc
+        except BaseException as exc:
+            self.stop_run(org, plan.run_id, status=RunStatus.FAILED, message=f"{type(exc).__name__}: {exc}")
+            raise
+        run = self.catalog.get_run(org, plan.run_id)
+        return BackupResult(
+            snapshot=snap,
+            run=run,
+            objects=snap.objects,
+            records=snap.records,
+            files=totals.files,
+            plain_bytes=totals.plain_bytes,
+            stored_bytes=totals.stored_bytes,
+            api_calls=self.api_calls(org),
+            seconds=time.monotonic() - t0,
+            skipped=plan.skipped,
+            records_read=totals.records,
+            tombstones=totals.tombstones,
+        )
+
+
+# --- internals -------------------------------------------------------------------------------
+
+
+class _Buffer:
+    """Records waiting for a page boundary to be sealed; ``bytes`` is a cheap size estimate."""
+
+    __slots__ = ("records", "bytes")
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.bytes = 0
+
+    def add(self, rec: dict[str, Any]) -> None:
+        self.records.append(rec)
+        self.bytes += sum(len(v) if isinstance(v, str) else 8 for v in rec.values()) + 4 * len(rec)
+
+
+@dataclass
+class _StepStats:
+    records: int = 0
+    tombstones: int = 0
+    files: int = 0
+    plain_bytes: int = 0
+    stored_bytes: int = 0
+    reconciled_gone: int = 0
+
+    def add_chunk(self, chunk: ChunkRecord, kind: ChunkKind) -> None:
+        if kind is ChunkKind.TOMBSTONES:
+            self.tombstones += chunk.records
+        elif kind is not ChunkKind.IDS:
+            self.records += chunk.records
+        self.plain_bytes += chunk.plain_bytes
+        self.stored_bytes += chunk.stored_bytes
+
+    def merge(self, res: StepResult) -> None:
+        self.records += res.records
+        self.tombstones += res.tombstones
+        self.files += res.files
+        self.plain_bytes += res.plain_bytes
+        self.stored_bytes += res.stored_bytes
+
+
+def _safe_org_id(src: SalesforceSource) -> str:
+    try:
+        return src.org_id()
+    except OrgVaultError:
+        return ""

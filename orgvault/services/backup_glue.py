@@ -1,0 +1,167 @@
+"""The few calls the backup service makes into planning, the vault and manifests, in one place.
+
+Kept apart from :mod:`orgvault.services.backup` so the orchestration reads as policy (what to do
+when) and this module as mechanism (how a chunk, a file or a manifest is written and read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from orgvault.domain.manifest import Manifest, next_manifest, object_update
+from orgvault.domain.models import (
+    Checkpoint,
+    ChunkKind,
+    ChunkRecord,
+    FileRecord,
+    ObjectState,
+    OrgConnection,
+    Run,
+    SnapshotRecord,
+)
+from orgvault.domain.plan import ObjectPlan, PlanSettings, SkippedObject, build_plan
+from orgvault.errors import SalesforceRequestError
+from orgvault.ports import Catalog, SalesforceSource
+
+
+def plan_objects(
+    source: SalesforceSource, settings: PlanSettings, *, describe: Any = None
+) -> tuple[list[ObjectPlan], list[SkippedObject]]:
+    """describeGlobal + describe → the objects to back up and the skipped ones with reasons."""
+    plan = build_plan(
+        source.list_objects(),
+        describe or source.describe,
+        settings,
+        on_describe_error=(SalesforceRequestError,),
+    )
+    return list(plan.objects), list(plan.skipped)
+
+
+# --- vault -----------------------------------------------------------------------------------
+
+
+def write_chunk(
+    vault: Any, conn: OrgConnection, run_id: str, object_name: str, seq: int, kind: ChunkKind, records: list[dict]
+) -> ChunkRecord:
+    return vault.write_chunk(conn.name, conn.key_ref, run_id, object_name, seq, kind, records)
+
+
+def read_chunk(vault: Any, chunk: ChunkRecord) -> Iterator[dict[str, Any]]:
+    return vault.read_chunk(chunk.org, chunk.object_name, chunk)
+
+
+def write_file(vault: Any, conn: OrgConnection, source: str, parts: Iterable[bytes], stamp: str) -> FileRecord:
+    stored = vault.write_file_stream(conn.name, conn.key_ref, parts)
+    return vault.file_record(conn.name, source, stored, source_stamp=stamp)
+
+
+def file_ref(file: FileRecord) -> dict[str, Any]:
+    from orgvault.domain.layout import FileRef
+
+    return FileRef(file.content_id, file.size).to_value()
+
+
+def read_manifest(vault: Any, catalog: Catalog, snapshot: SnapshotRecord) -> Manifest:
+    return vault.read_snapshot_manifest(snapshot)
+
+
+def manifest_object(manifest: Manifest | None, name: str) -> dict[str, Any] | None:
+    if manifest is None or name not in manifest.objects:
+        return None
+    entry = manifest.objects[name]
+    return {"fields_hash": entry.fields_hash, "watermark": entry.watermark, "records": entry.records}
+
+
+def iter_ids(vault: Any, catalog: Catalog, snapshot: SnapshotRecord, object_name: str) -> Iterator[str]:
+    """Every live Id of ``object_name`` at ``snapshot`` (empty if the object is not in it)."""
+    from orgvault.services.snapshot_reader import SnapshotReader
+
+    manifest = read_manifest(vault, catalog, snapshot)
+    if object_name not in manifest.objects:
+        return iter(())
+    reader = SnapshotReader(vault, manifest)
+    return (r["Id"] for r in reader.iter_records(object_name))
+
+
+def commit_snapshot(
+    vault: Any,
+    catalog: Catalog,
+    conn: OrgConnection,
+    run: Run,
+    parent: SnapshotRecord | None,
+    checkpoints: list[Checkpoint],
+    chunks: list[ChunkRecord],
+    *,
+    now: datetime,
+    salesforce_org_id: str,
+) -> SnapshotRecord:
+    """Build the manifest (parent + this run), write it, then commit the snapshot record."""
+    parent_manifest = read_manifest(vault, catalog, parent) if parent else None
+    by_object: dict[str, list[ChunkRecord]] = {}
+    for ch in chunks:
+        by_object.setdefault(ch.object_name, []).append(ch)
+    updates = {}
+    for cp in checkpoints:
+        assert cp.state is ObjectState.DONE
+        cur = cp.cursor
+        fields = [tuple(x) for x in cur.get("field_specs", [])]
+        full = cur.get("mode", "full") == "full"
+        count = cur.get("live_count")
+        if full:
+            count = cp.records
+        updates[cp.object_name] = object_update(
+            fields=fields,
+            chunks=by_object.get(cp.object_name, []),
+            full=full,
+            watermark=cp.watermark,
+            records=count,
+            fields_hash=cp.fields_hash,
+            strategy=cp.strategy,
+        )
+    removed = list(run.stats.get("removed", []))
+    manifest = next_manifest(
+        parent_manifest,
+        org=conn.name,
+        snapshot_id=run.run_id,
+        created_at=now.isoformat(),
+        run_kind=run.kind,
+        updates=updates,
+        removed=removed,
+        parent_manifest_sha256=parent.manifest_sha256 if parent else None,
+        salesforce_org_id=salesforce_org_id,
+    )
+    manifest = _exact_counts(vault, manifest, [n for n, u in updates.items() if u.records is None])
+    key, sha256 = vault.write_manifest(conn.key_ref, manifest)
+    stored = sum(ch.stored_bytes for ch in chunks) + (parent.stored_bytes if parent else 0)
+    files = len(catalog.list_files(conn.name))
+    record = SnapshotRecord(
+        org=conn.name,
+        snapshot_id=run.run_id,
+        created_at=now,
+        kind=run.kind,
+        manifest_key=key,
+        manifest_sha256=sha256,
+        parent_id=parent.snapshot_id if parent else None,
+        salesforce_org_id=manifest.salesforce_org_id,
+        objects=len(manifest.objects),
+        records=manifest.records,
+        files=files,
+        stored_bytes=stored,
+    )
+    catalog.commit_snapshot(record, expected_head=parent.snapshot_id if parent else None)
+    return record
+
+
+def _exact_counts(vault: Any, manifest: Manifest, names: list[str]) -> Manifest:
+    """Live record counts for objects whose count the run could not know (a delta without
+    reconciliation): counted by reading the snapshot (local work, no API calls)."""
+    if not names:
+        return manifest
+    from orgvault.domain.manifest import with_counts
+    from orgvault.services.snapshot_reader import SnapshotReader
+
+    reader = SnapshotReader(vault, manifest)
+    counts = {n: sum(1 for _ in reader.iter_records(n)) for n in names}
+    return with_counts(manifest, counts)

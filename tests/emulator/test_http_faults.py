@@ -1,0 +1,137 @@
+"""Every injected fault, as a client sees it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+from simple_salesforce.exceptions import (
+    SalesforceGeneralError,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+)
+
+from salesforce_emulator.faults import FaultRule, Faults
+from salesforce_emulator.server import EmulatorServer
+
+from .conftest import PAGE_SOQL, api, auth
+
+
+def test_random_503s_follow_the_rate_and_the_seed(emu, session):
+    def run() -> list[int]:
+        emu.faults.update(error_rate=0.3, seed=42)
+        return [session.get(f"{api(emu)}/limits", headers=auth(emu)).status_code for _ in range(60)]
+
+    first, second = run(), run()
+    assert first == second  # seeded: the same sequence again
+    assert set(first) == {200, 503} and 5 <= first.count(503) <= 35
+    resp = next(r for r in (session.get(f"{api(emu)}/limits", headers=auth(emu)) for _ in range(200))
+                if r.status_code == 503)
+    assert resp.json()[0]["errorCode"] == "SERVER_UNAVAILABLE"
+
+
+def test_daily_allowance_runs_out_with_403(emu, sf):
+    emu.usage.reset(total=emu.usage.used + 3)
+    for _ in range(3):
+        sf.query("SELECT COUNT() FROM Account")
+    with pytest.raises(SalesforceRefusedRequest) as exc:
+        sf.query("SELECT COUNT() FROM Account")
+    assert exc.value.content[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+    resp = sf.session.get(f"{api(emu)}/limits", headers={"Authorization": f"Bearer {sf.session_id}"})
+    assert resp.headers["Sforce-Limit-Info"] == f"api-usage={emu.usage.total}/{emu.usage.total}"
+
+
+def test_forced_limit_exceeded(emu, sf):
+    emu.faults.limit_exceeded = True
+    with pytest.raises(SalesforceRefusedRequest):
+        sf.limits()
+
+
+def test_query_timeout_for_unfiltered_large_queries(emu, sf):
+    emu.faults.query_timeout_rows = 10
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.query("SELECT Id FROM Account")
+    assert exc.value.content[0]["errorCode"] == "QUERY_TIMEOUT"
+    assert sf.query("SELECT Id FROM Account WHERE Name = 'x'")["done"]  # filtered: fine
+
+
+def test_forced_invalid_query_locator(emu, sf, paging_leads):
+    first = sf.query(PAGE_SOQL)
+    assert not first["done"]
+    emu.faults.invalid_locator = True
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.query_more(first["nextRecordsUrl"], identifier_is_url=True)
+    assert exc.value.content[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+    emu.faults.invalid_locator = False
+    assert sf.query_more(first["nextRecordsUrl"], identifier_is_url=True)["records"]
+
+
+def test_latency(emu, session):
+    emu.faults.latency_seconds = 0.3
+    started = time.monotonic()
+    assert session.get(f"{api(emu)}/limits", headers=auth(emu)).status_code == 200
+    assert time.monotonic() - started >= 0.3
+
+
+def test_connection_dropped_mid_body(emu, session):
+    emu.faults.drop_after_bytes = 20
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):  # what clients see: IncompleteRead
+        session.get(f"{api(emu)}/sobjects", headers=auth(emu))
+    emu.faults.drop_after_bytes = None
+    assert session.get(f"{api(emu)}/sobjects", headers=auth(emu)).status_code == 200
+
+
+def test_streamed_bulk_results_dropped_mid_body(emu, session):
+    job = session.post(f"{api(emu)}/jobs/query", json={"operation": "query", "query": "SELECT Id FROM Account"},
+                       headers=auth(emu)).json()
+    session.get(f"{api(emu)}/jobs/query/{job['id']}", headers=auth(emu))
+    emu.faults.add_rule(pattern=r"/results$", action="drop", drop_after_bytes=100)
+    with pytest.raises(requests.exceptions.RequestException):
+        session.get(f"{api(emu)}/jobs/query/{job['id']}/results",
+                    headers={**auth(emu), "Accept-Encoding": "identity"})
+    ok = session.get(f"{api(emu)}/jobs/query/{job['id']}/results", headers=auth(emu))
+    assert ok.status_code == 200  # the rule was used up
+
+
+def test_rules_fail_the_next_n_matching_requests(emu, sf):
+    emu.faults.add_rule(FaultRule(pattern=r"/query/?$", count=2, status=500, error_code="UNKNOWN_EXCEPTION",
+                                  message="boom"))
+    for _ in range(2):
+        with pytest.raises(SalesforceGeneralError) as exc:
+            sf.query("SELECT COUNT() FROM Account")
+        assert exc.value.status == 500
+    assert sf.query("SELECT COUNT() FROM Account")["done"]
+    assert sf.limits()  # other paths never matched
+
+
+def test_rule_with_method_and_delay(emu, session):
+    emu.faults.add_rule(pattern=r"/limits", method="POST", count=-1)
+    assert session.get(f"{api(emu)}/limits", headers=auth(emu)).status_code == 200
+    emu.faults.clear()
+    emu.faults.add_rule(pattern=r"/limits", action="delay", delay_seconds=0.2)
+    started = time.monotonic()
+    assert session.get(f"{api(emu)}/limits", headers=auth(emu)).status_code == 200
+    assert time.monotonic() - started >= 0.2
+
+
+def test_faults_set_at_start(shared_org):
+    with EmulatorServer.start(shared_org, faults=Faults(limit_exceeded=True)) as emu:
+        resp = requests.get(f"{api(emu)}/limits", headers=auth(emu), timeout=10)
+        assert resp.status_code == 403
+
+
+def test_faults_through_the_admin_api(emu, session):
+    admin = emu.facts.admin_url
+    resp = session.post(f"{admin}/faults", json={"error_rate": 1.0}, headers=auth(emu))
+    assert resp.status_code == 200 and resp.json()["error_rate"] == 1.0
+    assert session.get(f"{api(emu)}/limits", headers=auth(emu)).status_code == 503
+    session.delete(f"{admin}/faults", headers=auth(emu))
+    assert session.get(f"{api(emu)}/limits", headers=auth(emu)).status_code == 200
+    session.post(f"{admin}/faults/rules", json={"pattern": "/limits", "count": 1, "status": 401,
+                                               "error_code": "INVALID_SESSION_ID", "message": "expired"},
+                 headers=auth(emu))
+    assert session.get(f"{api(emu)}/limits", headers=auth(emu)).status_code == 401
+    assert session.get(f"{api(emu)}/limits", headers=auth(emu)).status_code == 200
+    bad = session.post(f"{admin}/faults", json={"no_such_knob": 1}, headers=auth(emu))
+    assert bad.status_code == 400

@@ -1,0 +1,198 @@
+"""Run the synthesized Step Functions definitions under moto with their Lambda tasks dispatched to the
+real handlers in-process.
+
+How: moto's Step Functions interpreter (``execute_state_machine``) invokes Lambda through the moto
+Lambda API; with ``use_docker: False`` that lands in ``LambdaSimpleBackend.invoke``. We replace that
+method (for the duration of a ``with dispatch_to_handlers(...)`` block) by one that imports the
+function's real handler module — named by the template's ``Handler`` property — and calls it with the
+JSON payload and a Lambda-like context. An exception becomes a Lambda function error
+(``x-amz-function-error: Unhandled``, ``{"errorType": <class name>, "errorMessage": ...}``) exactly as
+the Python runtime reports it, so the definition's ``Retry``/``Catch`` clauses see the real error names.
+
+The definition is taken from the template untouched; only the CloudFormation intrinsics in its
+``Fn::Join`` (partition, region, account, the functions' ``Fn::GetAtt Arn``) are resolved to the
+moto-created resources.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+
+
+def resources_of_type(template: dict[str, Any], cfn_type: str) -> dict[str, dict[str, Any]]:
+    return {lid: r for lid, r in template["Resources"].items() if r["Type"] == cfn_type}
+
+
+def resolve(value: Any, refs: dict[str, str], attrs: dict[tuple[str, str], str]) -> Any:
+    """Resolve the intrinsics CDK puts in a state machine definition."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((fn, arg),) = value.items()
+        if fn == "Ref":
+            return refs[arg]
+        if fn == "Fn::GetAtt":
+            return attrs[(arg[0], arg[1])]
+        if fn == "Fn::Join":
+            sep, parts = arg
+            return sep.join(resolve(p, refs, attrs) for p in parts)
+    raise ValueError(f"unsupported intrinsic in the definition: {value!r}")
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    timeout_s: float = 900.0
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    _start: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return "test"
+
+    @property
+    def function_version(self) -> str:
+        return "$LATEST"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(max(0.0, self.timeout_s - (time.monotonic() - self._start)) * 1000)
+
+
+@dataclass
+class Invocation:
+    handler: str
+    event: dict[str, Any]
+    error: str | None = None
+
+
+@dataclass
+class Deployed:
+    """What ``deploy_workflow`` created in moto."""
+
+    state_machine_arn: str
+    function_handlers: dict[str, str]  # function name → "module.attr"
+    function_timeouts: dict[str, int]
+    invocations: list[Invocation] = field(default_factory=list)
+    # handler → hook(event) called before the real handler (tests raise from it to inject faults)
+    before: dict[str, Callable[[dict[str, Any]], None]] = field(default_factory=dict)
+
+
+def _zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("placeholder.py", "def handler(event, context):\n    return event\n")
+    return buf.getvalue()
+
+
+def deploy_workflow(template: dict[str, Any], state_machine_logical_id_prefix: str, *, session: Any) -> Deployed:
+    """Create the template's functions and the named state machine in moto (inside ``mock_aws``)."""
+    iam = session.client("iam")
+    lam = session.client("lambda")
+    sfn = session.client("stepfunctions")
+    role = iam.create_role(
+        RoleName=f"orgvault-test-{uuid.uuid4().hex[:8]}",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+    refs = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
+    attrs: dict[tuple[str, str], str] = {}
+    handlers: dict[str, str] = {}
+    timeouts: dict[str, int] = {}
+    for lid, res in resources_of_type(template, "AWS::Lambda::Function").items():
+        props = res["Properties"]
+        name = f"{lid[:40]}-{uuid.uuid4().hex[:6]}"
+        arn = lam.create_function(
+            FunctionName=name,
+            Runtime=props["Runtime"],
+            Role=role,
+            Handler=props["Handler"],
+            Code={"ZipFile": _zip()},
+            Timeout=props.get("Timeout", 3),
+            Architectures=props.get("Architectures", ["x86_64"]),
+        )["FunctionArn"]
+        attrs[(lid, "Arn")] = arn
+        refs[lid] = name
+        handlers[name] = props["Handler"]
+        timeouts[name] = int(props.get("Timeout", 3))
+    (sm_lid, sm) = next(
+        (lid, r)
+        for lid, r in resources_of_type(template, "AWS::StepFunctions::StateMachine").items()
+        if lid.startswith(state_machine_logical_id_prefix)
+    )
+    definition = resolve(sm["Properties"]["DefinitionString"], refs, attrs)
+    arn = sfn.create_state_machine(name=f"{sm_lid[:60]}", definition=definition, roleArn=role)["stateMachineArn"]
+    return Deployed(state_machine_arn=arn, function_handlers=handlers, function_timeouts=timeouts)
+
+
+@contextmanager
+def dispatch_to_handlers(deployed: Deployed) -> Iterator[Deployed]:
+    """Route moto's Lambda invocations to the real handlers while the block runs."""
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    original = LambdaSimpleBackend.invoke
+    lock = threading.Lock()
+
+    def invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
+        name = function_name.split(":function:")[-1].split(":")[0]
+        handler_path = deployed.function_handlers[name]
+        module_name, attr = handler_path.rsplit(".", 1)
+        event = json.loads(body or "{}")
+        record = Invocation(handler=module_name.rsplit(".", 1)[-1], event=event)
+        with lock:
+            deployed.invocations.append(record)
+        try:
+            hook = deployed.before.get(record.handler)
+            if hook is not None:
+                hook(event)
+            fn = getattr(importlib.import_module(module_name), attr)
+            result = fn(event, FakeLambdaContext(function_name=name, timeout_s=deployed.function_timeouts[name]))
+            return json.dumps(result).encode()
+        except Exception as exc:  # noqa: BLE001 - reported to Step Functions as the runtime does
+            record.error = type(exc).__name__
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(
+                {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []}
+            ).encode()
+
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+    try:
+        yield deployed
+    finally:
+        LambdaSimpleBackend.invoke = original  # type: ignore[method-assign]
+
+
+def run_execution(session: Any, state_machine_arn: str, run_input: dict[str, Any], *, timeout_s: float = 240) -> dict[str, Any]:
+    """Start an execution and wait for it to end; returns ``describe_execution`` plus its history."""
+    sfn = session.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps(run_input))["executionArn"]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        desc = sfn.describe_execution(executionArn=arn)
+        if desc["status"] != "RUNNING":
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"execution still running after {timeout_s}s")
+        time.sleep(0.2)
+    history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    return {**desc, "history": history}

@@ -1,0 +1,75 @@
+"""Helpers shared by the backup/CLI integration tests (no tests here).
+
+``make_app(home, ...)`` builds a local-mode App (real filesystem vault, SQLite catalog, key file)
+whose Salesforce sources are test-friendly (no real sleeping, small pages so that objects span
+several pages and chunks). ``connect(app, emu)`` records the emulator org as ``acme``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from orgvault.bootstrap import App, init_local, open_app
+from orgvault.services.orgs import connect_org
+from orgvault.settings import Settings
+
+ORG = "acme"
+SMALL_CHUNKS = {"chunk_records": 120, "chunk_bytes": 64 * 1024, "reconcile_every": 1}
+
+
+def source_factory(**overrides: Any) -> Any:
+    from orgvault.adapters.salesforce import SimpleSalesforceSource
+
+    options: dict[str, Any] = {
+        "sleep": lambda _s: None,
+        "backoff_base": 0.001,
+        "bulk_poll_seconds": 0.0,
+        "rest_batch_size": 200,
+        "bulk_page_records": 150,
+    }
+    options.update(overrides)
+
+    def make(conn: Any, creds: dict[str, str]) -> Any:
+        return SimpleSalesforceSource(conn, creds, **options)
+
+    return make
+
+
+def make_app(home: Path, *, source_options: dict[str, Any] | None = None, **backup: Any) -> App:
+    settings = Settings.from_env({}, home=str(home), **{**SMALL_CHUNKS, **backup})
+    init_local(settings)
+    return open_app(settings, source_factory=source_factory(**(source_options or {})))
+
+
+def connect(app: App, emu: Any, name: str = ORG, auth: str = "client-credentials") -> Any:
+    facts = emu.facts
+    creds = {
+        "client-credentials": {"client_id": facts.client_id, "client_secret": facts.client_secret},
+        "password": {"username": facts.username, "password": facts.password},
+    }[auth]
+    return connect_org(
+        catalog=app.catalog,
+        keys=app.keys,
+        secrets=app.secrets,
+        name=name,
+        instance_url=facts.instance_url,
+        login_url=facts.login_url,
+        auth_method=auth,
+        credentials=creds,
+        test_login=app.make_source,
+    )
+
+
+def assert_identical(app: App, emu: Any, name: str = ORG, snapshot_id: str | None = None) -> Any:
+    from orgvault.demo import compare_snapshot_with_org
+
+    cmp = compare_snapshot_with_org(app, name, emu.org, snapshot_id)
+    assert cmp.ok, "snapshot differs from the org:\n" + "\n".join(cmp.differences[:30])
+    assert cmp.records > 0
+    return cmp
+
+
+def vault_files(home: Path) -> dict[str, bytes]:
+    root = home / "vault"
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

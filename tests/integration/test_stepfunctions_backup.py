@@ -1,0 +1,248 @@
+"""End to end: the REAL backup state machine definition, synthesized from the CDK app, executed by
+moto's Step Functions interpreter, with every Lambda task dispatched to the real handler in
+``functions/`` (see ``tests/infra/sfn_harness.py``), against an emulator org, with the AWS adapters
+(S3, DynamoDB, KMS, Secrets Manager) under moto. The result is checked exactly as in local mode: the
+committed snapshot equals the org's true state.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("aws_cdk")
+
+from moto import mock_aws  # noqa: E402
+
+from tests.infra import sfn_harness as h  # noqa: E402
+
+ORG = "acme"
+CONTEXT: dict[str, Any] = {
+    "skipBundling": True,
+    "orgs": [{"name": ORG, "schedule": "cron(0 2 * * ? *)", "timezone": "UTC"}],
+    "mapConcurrency": 3,
+    "extractTimeBudgetSeconds": 60,
+}
+HANDLER_ENV = {
+    "ORGVAULT_MODE": "aws",
+    "ORGVAULT_CHUNK_RECORDS": "60",  # several chunks per object
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "OrgVault",
+    "POWERTOOLS_SERVICE_NAME": "orgvault",
+    "AWS_DEFAULT_REGION": h.REGION,
+    "AWS_REGION": h.REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    from tests.infra.conftest import synthesize
+
+    return synthesize(CONTEXT, tempfile.mkdtemp(prefix="cdk.out-")).template_json
+
+
+def _fast_source_factory() -> Any:
+    from orgvault.adapters.salesforce import SimpleSalesforceSource
+
+    def make(conn: Any, creds: dict[str, str]) -> Any:
+        return SimpleSalesforceSource(
+            conn, creds, sleep=lambda _s: None, backoff_base=0.001, bulk_poll_seconds=1.0,
+            rest_batch_size=200, bulk_page_records=150,
+        )
+
+    return make
+
+
+@pytest.fixture
+def cloud(template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """moto with the stack's data resources created as the template declares them, an App wired like
+    the handlers' cold start, and the backup workflow deployed with its tasks dispatched to handlers."""
+    import boto3
+
+    from functions import _runtime
+    from orgvault.adapters.aws_dynamodb import create_catalog_table
+    from orgvault.bootstrap import open_app
+    from orgvault.settings import Settings
+
+    for k, v in HANDLER_ENV.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+        session = boto3.Session(region_name=h.REGION)
+        s3 = session.client("s3")
+        bucket_props = next(iter(h.resources_of_type(template, "AWS::S3::Bucket").values()))  # any; we need the vault's
+        vault_props = next(
+            r["Properties"]
+            for r in h.resources_of_type(template, "AWS::S3::Bucket").values()
+            if r["Properties"].get("ObjectLockEnabled") and "LoggingConfiguration" in r["Properties"]
+            and r["Properties"]["LoggingConfiguration"].get("LogFilePrefix") == "vault/"
+        )
+        assert bucket_props
+        bucket = "orgvault-vault-test"
+        s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=vault_props["ObjectLockEnabled"])
+        table_props = next(iter(h.resources_of_type(template, "AWS::DynamoDB::Table").values()))["Properties"]
+        assert {k["AttributeName"] for k in table_props["KeySchema"]} == {"PK", "SK"}
+        table = "orgvault-catalog-test"
+        create_catalog_table(session.client("dynamodb"), table)
+        kms = session.client("kms")
+        key = kms.create_key(Description="org key")["KeyMetadata"]["KeyId"]
+        alias = next(
+            r["Properties"]["AliasName"]
+            for r in h.resources_of_type(template, "AWS::KMS::Alias").values()
+            if r["Properties"]["AliasName"].endswith(f"/{ORG}")
+        )
+        kms.create_alias(AliasName=alias, TargetKeyId=key)
+        monkeypatch.setenv("ORGVAULT_BUCKET", bucket)
+        monkeypatch.setenv("ORGVAULT_TABLE", table)
+
+        def factory() -> Any:
+            # steps hand back a cursor after ~50 ms, so the Extract → Status → Extract loop runs
+            return open_app(Settings.from_env(step_seconds=0.05), source_factory=_fast_source_factory())
+
+        _runtime.reset(factory)
+        app = factory()
+        deployed = h.deploy_workflow(template, "BackupStateMachine", session=session)
+        try:
+            with h.dispatch_to_handlers(deployed):
+                yield {"session": session, "app": app, "deployed": deployed}
+        finally:
+            _runtime.reset()
+            app.close()
+
+
+def _connect(app: Any, emu: Any) -> None:
+    from orgvault.services.orgs import connect_org
+
+    facts = emu.facts
+    connect_org(
+        catalog=app.catalog, keys=app.keys, secrets=app.secrets, name=ORG,
+        instance_url=facts.instance_url, login_url=facts.login_url, auth_method="client-credentials",
+        credentials={"client_id": facts.client_id, "client_secret": facts.client_secret},
+        test_login=app.make_source,
+    )
+
+
+def _assert_snapshot_equals_org(app: Any, emu: Any) -> Any:
+    from orgvault.demo import compare_snapshot_with_org
+
+    cmp = compare_snapshot_with_org(app, ORG, emu.org)
+    assert cmp.ok, "snapshot differs from the org:\n" + "\n".join(cmp.differences[:30])
+    assert cmp.records > 0
+    return cmp
+
+
+def _states_entered(execution: dict[str, Any]) -> list[str]:
+    return [
+        e["stateEnteredEventDetails"]["name"]
+        for e in execution["history"]
+        if "stateEnteredEventDetails" in e
+    ]
+
+
+def _handlers_called(deployed: h.Deployed) -> list[str]:
+    return [i.handler for i in deployed.invocations]
+
+
+@pytest.mark.slow
+def test_scheduled_backup_runs_the_real_workflow_and_the_snapshot_equals_the_org(cloud, fresh_emulator):
+    emu = fresh_emulator(scale=150, seed=21, bulk_delay=1.0)
+    app, deployed = cloud["app"], cloud["deployed"]
+    _connect(app, emu)
+
+    execution = h.run_execution(cloud["session"], deployed.state_machine_arn, {"org": ORG})
+
+    assert execution["status"] == "SUCCEEDED", (execution.get("error"), execution.get("cause"))
+    called = _handlers_called(deployed)
+    assert called[0] == "backup_start" and called[-1] == "backup_finalize"
+    assert "backup_fail" not in called
+    # every object went through the per-object loop; several needed more than one step
+    extract_events = [i.event for i in deployed.invocations if i.handler == "backup_extract"]
+    objects = {e["object"] for e in extract_events}
+    assert len(objects) > 3
+    assert len(extract_events) > len(objects), "the extract → Choice → Extract loop never ran twice"
+    # Bulk polling went through the Wait state, not a sleeping Lambda
+    assert any(e.get("status") == "wait" for e in extract_events), "no extract step was a Bulk re-poll"
+    snapshot = app.catalog.head_snapshot(ORG)
+    assert snapshot is not None and snapshot.records > 100
+    runs = app.catalog.list_runs(ORG)
+    assert [r.status.value for r in runs] == ["completed"]
+    assert app.catalog.get_lock(ORG) is None or app.catalog.get_lock(ORG).expires_at < runs[-1].finished_at
+    _assert_snapshot_equals_org(app, emu)
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_midway_is_marked_resumable_and_the_next_run_resumes_it(cloud, fresh_emulator):
+    from orgvault.errors import SalesforceRequestError
+
+    emu = fresh_emulator(scale=150, seed=22)
+    app, deployed = cloud["app"], cloud["deployed"]
+    _connect(app, emu)
+    calls = {"n": 0}
+
+    def break_after_some_chunks(event: dict[str, Any]) -> None:
+        calls["n"] += 1
+        if calls["n"] >= 6:  # a permanent error once several chunks are committed
+            raise SalesforceRequestError("injected: the query was refused", error_code="MALFORMED_QUERY", status=400)
+
+    deployed.before["backup_extract"] = break_after_some_chunks
+    failed = h.run_execution(cloud["session"], deployed.state_machine_arn, {"org": ORG})
+
+    assert failed["status"] == "FAILED"
+    assert "MarkFailed" in _states_entered(failed) and "Finalize" not in _states_entered(failed)
+    assert app.catalog.head_snapshot(ORG) is None, "a failed run must not leave a snapshot"
+    (run,) = app.catalog.list_runs(ORG)
+    assert run.status.value == "failed"
+    committed = app.catalog.list_chunks(ORG, run.run_id)
+    assert committed, "the failed run committed nothing before failing"
+
+    deployed.before.clear()
+    deployed.invocations.clear()
+    resumed = h.run_execution(cloud["session"], deployed.state_machine_arn, {"org": ORG})
+
+    assert resumed["status"] == "SUCCEEDED", resumed.get("cause")
+    start_output = next(i for i in deployed.invocations if i.handler == "backup_start")
+    assert start_output.error is None
+    runs = app.catalog.list_runs(ORG)
+    assert len(runs) == 1 and runs[0].run_id == run.run_id and runs[0].status.value == "completed"
+    assert app.catalog.head_snapshot(ORG).snapshot_id == run.run_id
+    # objects finished before the failure were not extracted again
+    done_before = {c.object_name for c in app.catalog.list_checkpoints(ORG, run.run_id)}
+    assert done_before
+    _assert_snapshot_equals_org(app, emu)
+
+
+@pytest.mark.slow
+def test_retryable_errors_are_retried_by_the_workflow(cloud, fresh_emulator):
+    from orgvault.errors import SalesforceUnavailable
+
+    emu = fresh_emulator(scale=80, seed=23)
+    app, deployed = cloud["app"], cloud["deployed"]
+    _connect(app, emu)
+    calls = {"n": 0}
+
+    def flaky(event: dict[str, Any]) -> None:
+        calls["n"] += 1
+        if calls["n"] in (2, 3):
+            raise SalesforceUnavailable("injected: 503 from Salesforce")
+
+    deployed.before["backup_extract"] = flaky
+    execution = h.run_execution(cloud["session"], deployed.state_machine_arn, {"org": ORG})
+
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    errors = [i.error for i in deployed.invocations if i.handler == "backup_extract" and i.error]
+    assert errors == ["SalesforceUnavailable", "SalesforceUnavailable"]
+    assert "backup_fail" not in _handlers_called(deployed)
+    _assert_snapshot_equals_org(app, emu)
+
+
+def test_unknown_org_fails_at_start_without_a_run(cloud):
+    execution = h.run_execution(cloud["session"], cloud["deployed"].state_machine_arn, {"org": "nobody"})
+    assert execution["status"] == "FAILED"
+    assert "StartFailed" in _states_entered(execution)
+    assert _handlers_called(cloud["deployed"]) == ["backup_start"]
+    assert os.environ["ORGVAULT_MODE"] == "aws"

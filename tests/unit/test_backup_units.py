@@ -1,0 +1,118 @@
+"""Pure parts of the backup service, settings and CLI: parsing, ids, exit codes."""
+
+from __future__ import annotations
+
+import base64
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orgvault import cli
+from orgvault.errors import (
+    ApiBudgetExhausted,
+    ConfigError,
+    IntegrityError,
+    RunInProgress,
+    SalesforceAuthError,
+)
+from orgvault.services.backup import local_owner_alive, new_run_id, sf_datetime, soql_datetime
+from orgvault.services.orgs import validate_name, validate_secrets, validate_url
+from orgvault.settings import Mode, Settings, parse_master_key
+
+
+def test_settings_defaults_and_overrides(tmp_path):
+    s = Settings.from_env({}, home=str(tmp_path))
+    assert s.mode is Mode.LOCAL
+    assert s.vault_dir == tmp_path / "vault"
+    assert s.backup.budget_share == 0.8
+    s2 = Settings.from_env({"ORGVAULT_BUDGET_SHARE": "0.5", "ORGVAULT_EXCLUDE": "Task, Event"}, reconcile_every=3)
+    assert s2.backup.budget_share == 0.5
+    assert s2.backup.exclude == ("Task", "Event")
+    assert s2.backup.reconcile_every == 3
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"ORGVAULT_MODE": "cloud"}, {"ORGVAULT_BUDGET_SHARE": "2"}, {"ORGVAULT_OVERLAP_SECONDS": "soon"}],
+)
+def test_settings_reject_bad_values_naming_the_variable(env):
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env(env)
+    assert next(iter(env)) in str(err.value)
+
+
+def test_master_key_must_be_32_bytes_and_is_not_in_repr():
+    key = base64.b64encode(bytes(range(32))).decode()
+    s = Settings.from_env({"ORGVAULT_MASTER_KEY": key})
+    assert s.master_key == bytes(range(32))
+    assert key not in repr(s) and "master_key" not in repr(s)
+    with pytest.raises(ConfigError, match="32 bytes"):
+        parse_master_key(base64.b64encode(b"short").decode())
+    with pytest.raises(ConfigError, match="base64"):
+        parse_master_key("not base64 !!!")
+
+
+def test_run_ids_sort_by_time_and_are_unique():
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    ids = [new_run_id(t + timedelta(microseconds=i)) for i in range(50)]
+    assert ids == sorted(ids)
+    assert len({new_run_id(t) for _ in range(200)}) > 190
+
+
+def test_salesforce_datetimes_round_trip_to_soql():
+    assert sf_datetime("2024-03-01T10:20:30.000+0000") == datetime(2024, 3, 1, 10, 20, 30, tzinfo=UTC)
+    assert sf_datetime("2024-03-01T10:20:30Z") == datetime(2024, 3, 1, 10, 20, 30, tzinfo=UTC)
+    assert soql_datetime(sf_datetime("2024-03-01T10:20:30.000+0000") - timedelta(minutes=5)) == "2024-03-01T10:15:30Z"
+
+
+def test_owner_liveness_only_for_this_host():
+    import os
+    import socket
+
+    assert local_owner_alive(f"{socket.gethostname()}:{os.getpid()}") is True
+    assert local_owner_alive(f"{socket.gethostname()}:999999999") is False
+    assert local_owner_alive("some-other-host:1") is None
+
+
+def test_org_input_validation():
+    assert validate_name("acme-prod") == "acme-prod"
+    for bad in ("", "Acme", "a b", "x" * 70, "../etc"):
+        with pytest.raises(ConfigError):
+            validate_name(bad)
+    assert validate_url("https://acme.my.salesforce.com/", "u") == "https://acme.my.salesforce.com"
+    assert validate_url("http://127.0.0.1:8443", "u") == "http://127.0.0.1:8443"
+    with pytest.raises(ConfigError, match="https"):
+        validate_url("http://acme.my.salesforce.com", "--instance-url")
+    from orgvault.domain.models import AuthMethod
+
+    with pytest.raises(ConfigError, match="client_secret"):
+        validate_secrets(AuthMethod.CLIENT_CREDENTIALS, {"client_id": "x"})
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (ApiBudgetExhausted("x"), cli.EXIT_PAUSED),
+        (RunInProgress("x"), cli.EXIT_LOCKED),
+        (IntegrityError("x"), cli.EXIT_VERIFY),
+        (ConfigError("x"), cli.EXIT_USAGE),
+        (SalesforceAuthError("x"), cli.EXIT_ERROR),
+    ],
+)
+def test_exit_codes(exc, code):
+    assert cli.exit_code_for(exc) == code
+
+
+def test_cli_usage_error_exits_2(capsys):
+    assert cli.main(["backup"], env={}) == 2
+    assert cli.main(["frobnicate"], env={}) == 2
+
+
+def test_cli_unknown_vault_is_one_clear_line(tmp_path, capsys):
+    code = cli.main(["--home", str(tmp_path / "nope"), "snapshots", "acme"], env={}, stdin=io.StringIO())
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE
+    assert "orgvault init" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "nope").exists()
