@@ -15,6 +15,7 @@ Contracts:
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -24,9 +25,11 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from orgvault.constants import METRICS_NAMESPACE
 from orgvault.errors import ConfigError
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics(namespace=METRICS_NAMESPACE)
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "orgvault"
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+# The monitoring alarms select the dimensions {service, org}: keep ``service`` set.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE, service=SERVICE)
 
 _lock = threading.Lock()
 _app: Any = None

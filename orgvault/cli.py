@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--scale", type=int, default=3000, help="about how many records the demo org holds")
     d.add_argument("--keep", help="keep the demo vault in this directory (default: a temp dir)")
     d.add_argument("--json", action="store_true")
+    from orgvault.cli_restore import register as register_restore  # browse, history, diff, restore
+
+    register_restore(sub)
     return p
 
 
@@ -412,6 +415,8 @@ def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None
         "demo": lambda: cmd_demo(args, env),
     }
     try:
+        if args.command not in handlers and hasattr(args, "run"):  # commands registered by other modules
+            return int(args.run(args, env))
         return handlers[args.command]()
     except OrgVaultError as exc:
         print(f"orgvault: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -113,26 +113,29 @@ def compare_snapshot_with_org(app: Any, org_name: str, emu_org: Any, snapshot_id
 
 
 def _mutate(emu_org: Any, seed: int) -> dict[str, Any]:
-    """Change the org the way a working day does: updates, deletes, undeletes, a purge, a new
-    custom field, new files. Returns what changed (counts)."""
+    """Change the org the way a working day does: a new custom field, updates, deletes, new files;
+    later some deleted records are undeleted and some purged from the recycle bin (they vanish
+    without a trace: only id reconciliation notices). Returns counts of what changed."""
     from salesforce_emulator import activity
 
-    summary: dict[str, Any] = {}
-    field_summary = activity.add_custom_field(emu_org, "Account", "Demo_Score__c", "double", seed=seed)
-    summary["new_field"] = "Account.Demo_Score__c"
-    changes = activity.mutate(
-        emu_org,
-        seed=seed,
-        update_share=0.05,
-        delete_share=0.01,
-        undelete=3,
-        purge=2,
-        new_files=3,
-    )
-    for key, value in (changes or {}).items():
-        summary[key] = len(value) if isinstance(value, list | tuple | set | dict) else value
-    del field_summary
-    return summary
+    emu_org.clock.advance(900)  # past the incremental's overlap window
+    field = activity.add_custom_field(emu_org, "Account", "Demo_Score__c", "double", seed=seed, fill_share=0.3)
+    first = activity.mutate(emu_org, seed=seed, update_share=0.03, delete_share=0.01, new_files=3)
+    emu_org.clock.advance(60)
+    second = activity.mutate(emu_org, seed=seed + 1, update_share=0.0, delete_share=0.0, undelete=3, purge=2)
+    emu_org.clock.advance(60)
+
+    def count(part: dict[str, Any], key: str) -> int:
+        return sum(len(v) for v in part.get(key, {}).values())
+
+    return {
+        "new_field": f"{field['sobject']}.{field['field']}",
+        "updated": count(first, "updated") + len(field["updated"]),
+        "deleted": count(first, "deleted"),
+        "undeleted": count(second, "undeleted"),
+        "purged": count(second, "purged"),
+        "new_files": count(first, "created"),
+    }
 
 
 def run_demo(
@@ -210,6 +213,10 @@ def run_demo(
                 )
                 for d in cmp.differences[:10]:
                     say(f"    {d}")
+                say("● restore: delete an account with its contacts and put it back; revert a blanked field")
+                from orgvault.services.restore_demo import demo_restore
+
+                summary["restore"] = demo_restore(app, DEMO_ORG, emu_org, say)
             finally:
                 app.close()
         summary.update(
@@ -227,7 +234,7 @@ def run_demo(
                 "seconds": round(time.monotonic() - t_start, 2),
             }
         )
-        summary["ok"] = report.ok and cmp.ok
+        summary["ok"] = report.ok and cmp.ok and summary.get("restore", {}).get("ok", True)
         _print_summary(summary, say)
         return summary
     finally:
@@ -272,7 +279,7 @@ def _print_summary(s: dict[str, Any], say: Any) -> None:
     say(f"  files                    {s['files']} ({human_bytes(s['file_bytes'])})")
     say(f"  full backup              {f['records_read']:,} records read, {human_bytes(f['plain_bytes'])} → "
         f"{human_bytes(f['stored_bytes'])} stored, {f['api_calls']} API calls, {f['seconds']} s")
-    say(f"  incremental              {i['records_read']:,} records read, {human_bytes(i['plain_bytes'])} → "
+    say(f"  incremental (+ id recon.) {i['records_read']:,} records read, {human_bytes(i['plain_bytes'])} → "
         f"{human_bytes(i['stored_bytes'])} stored, {i['api_calls']} API calls, {i['seconds']} s")
     say(f"  verify                   {'OK' if s['verify_ok'] else 'FAILED'}")
     say(f"  equals the org's truth   {'yes' if s['identical_to_org'] else 'NO'}")

@@ -12,5 +12,16 @@ from .ids import IdFactory, is_valid_id, to_15, to_18
 from .org import Org, Page
 from .soql import Column, Query
 
-__all__ = ["Clock", "Column", "IdFactory", "Org", "Page", "Query", "SalesforceError", "is_valid_id", "to_15",
-           "to_18"]
+__all__ = [
+    "Clock",
+    "Column",
+    "IdFactory",
+    "Org",
+    "Page",
+    "Query",
+    "SalesforceError",
+    "is_valid_id",
+    "to_15",
+    "to_18",
+]
+from .server import EmulatorFacts, EmulatorServer  # noqa: E402,F401  (HTTP server; see server.py)

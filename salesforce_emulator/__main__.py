@@ -46,8 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--latency", type=float, default=0.0, help="seconds added to every REST call")
     g.add_argument("--drop-after-bytes", type=int, help="cut every REST body after N bytes")
     g.add_argument("--bulk-fail", action="store_true")
-    g.add_argument("--fault-rule", action="append", default=[],
-                   help='JSON FaultRule, e.g. \'{"pattern": "/query", "count": 2, "status": 503}\'')
+    g.add_argument(
+        "--fault-rule",
+        action="append",
+        default=[],
+        help='JSON FaultRule, e.g. \'{"pattern": "/query", "count": 2, "status": 503}\'',
+    )
     return parser
 
 
@@ -88,9 +92,17 @@ def serve(args: argparse.Namespace) -> int:
         credentials = Credentials(jwt_public_key=Path(args.jwt_cert).read_bytes())
     org = _org(args)
     emu = EmulatorServer.start(
-        org, tls=args.tls, faults=_faults(args), host=args.host, port=args.port, tls_dir=args.tls_dir,
-        daily_limit=args.daily_limit, bulk_delay=args.bulk_delay, bulk_clock=args.bulk_clock,
-        locator_ttl_seconds=args.locator_ttl, credentials=credentials,
+        org,
+        tls=args.tls,
+        faults=_faults(args),
+        host=args.host,
+        port=args.port,
+        tls_dir=args.tls_dir,
+        daily_limit=args.daily_limit,
+        bulk_delay=args.bulk_delay,
+        bulk_clock=args.bulk_clock,
+        locator_ttl_seconds=args.locator_ttl,
+        credentials=credentials,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -187,11 +187,15 @@ def oauth_token(
     form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
     grant = form.get("grant_type")
     if grant == "password":
-        if not (_same(form.get("client_id"), creds.client_id)
-                and _same(form.get("client_secret"), creds.client_secret)):
+        if not (
+            _same(form.get("client_id"), creds.client_id)
+            and _same(form.get("client_secret"), creds.client_secret)
+        ):
             raise OAuthError("invalid_client_id", "client identifier invalid")
-        if not (_same(form.get("username"), creds.username)
-                and _same(form.get("password"), creds.password + creds.security_token)):
+        if not (
+            _same(form.get("username"), creds.username)
+            and _same(form.get("password"), creds.password + creds.security_token)
+        ):
             raise OAuthError("invalid_grant", "authentication failure")
     elif grant == "refresh_token":
         if form.get("client_id") is not None and not _same(form.get("client_id"), creds.client_id):
@@ -278,8 +282,10 @@ def soap_login(
     org_scope = values.get("organizationId")
     if org_scope is not None and org_scope[:15] != org_id[:15]:
         raise SoapFault("INVALID_LOGIN", "Invalid username, password, security token; or user locked out.")
-    if not (_same(values.get("username"), creds.username)
-            and _same(values.get("password"), creds.password + creds.security_token)):
+    if not (
+        _same(values.get("username"), creds.username)
+        and _same(values.get("password"), creds.password + creds.security_token)
+    ):
         raise SoapFault("INVALID_LOGIN", "Invalid username, password, security token; or user locked out.")
     token = sessions.issue()
     server_url = f"{instance_url}/services/Soap/u/{api_version}/{org_id[:15]}"

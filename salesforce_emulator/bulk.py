@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from .errors import SalesforceError
 from .ids import IdFactory
@@ -37,7 +38,7 @@ from .server import Reply, Request, json_reply
 if TYPE_CHECKING:
     from .server import EmulatorServer
 
-STREAM_SLICE = 5000  # rows fetched and rendered per chunk of a results page
+STREAM_SLICE = 10000  # rows fetched and rendered per chunk of a results page
 _DELIMS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 _INGEST_OPS = ("insert", "update", "upsert", "delete", "hardDelete")
 _TERMINAL = ("JobComplete", "Failed", "Aborted")
@@ -113,14 +114,16 @@ class BulkApi:
 
     # -- routing ------------------------------------------------------------------------------------
     def handle(self, req: Request, version: str, rest: str) -> Reply:
-        parts = [p for p in rest.split("/") if p][1:]  # drop "jobs"
+        parts = [unquote(p) for p in rest.split("/") if p][1:]  # drop "jobs"
         if not parts or parts[0] not in ("query", "ingest"):
             raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
         kind, parts = parts[0], parts[1:]
         method = req.method
         if not parts:
             if method == "POST":
-                return self._create_query(req, version) if kind == "query" else self._create_ingest(req, version)
+                return (
+                    self._create_query(req, version) if kind == "query" else self._create_ingest(req, version)
+                )
             if method == "GET":
                 return self._list(kind)
             raise _not_allowed(method, "GET, POST")
@@ -140,8 +143,11 @@ class BulkApi:
             return self._results(req, job)
         if kind == "ingest" and sub == "batches" and method == "PUT":
             return self._upload(req, job)
-        if kind == "ingest" and method == "GET" and sub.lower() in (
-                "successfulresults", "failedresults", "unprocessedrecords"):
+        if (
+            kind == "ingest"
+            and method == "GET"
+            and sub.lower() in ("successfulresults", "failedresults", "unprocessedrecords")
+        ):
             return self._ingest_results(job, sub.lower())
         raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
 
@@ -152,8 +158,9 @@ class BulkApi:
             raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
         return job
 
-    def _new_job(self, kind: str, operation: str, obj: str, version: str, payload: dict[str, Any],
-                 state: str) -> _Job:
+    def _new_job(
+        self, kind: str, operation: str, obj: str, version: str, payload: dict[str, Any], state: str
+    ) -> _Job:
         line_ending = str(payload.get("lineEnding") or "LF").upper()
         delimiter = str(payload.get("columnDelimiter") or "COMMA").upper()
         if line_ending not in ("LF", "CRLF"):
@@ -161,9 +168,17 @@ class BulkApi:
         if delimiter not in _DELIMS:
             raise SalesforceError(400, "INVALIDJOB", f"Invalid columnDelimiter: {delimiter}")
         return _Job(
-            id=self._ids.new_id("750"), kind=kind, operation=operation, object=obj, api_version=version,
-            line_ending=line_ending, column_delimiter=delimiter, created=self.org.clock.now(),
-            started_wall=time.monotonic(), state=state, created_by=self.emu.user_id,
+            id=self._ids.new_id("750"),
+            kind=kind,
+            operation=operation,
+            object=obj,
+            api_version=version,
+            line_ending=line_ending,
+            column_delimiter=delimiter,
+            created=self.org.clock.now(),
+            started_wall=time.monotonic(),
+            state=state,
+            created_by=self.emu.user_id,
         )
 
     def _register(self, job: _Job) -> None:
@@ -173,8 +188,9 @@ class BulkApi:
     def _list(self, kind: str) -> Reply:
         with self._lock:
             jobs = [j for j in self._jobs.values() if j.kind == kind]
-        return json_reply({"done": True, "records": [self._info(j, brief=True) for j in jobs],
-                           "nextRecordsUrl": None})
+        return json_reply(
+            {"done": True, "records": [self._info(j, brief=True) for j in jobs], "nextRecordsUrl": None}
+        )
 
     # -- state machine ------------------------------------------------------------------------------
     def _elapsed(self, wall_start: float, org_start: datetime) -> float:
@@ -256,8 +272,9 @@ class BulkApi:
         with job.lock:
             if state == "Aborted":
                 if job.state in _TERMINAL:
-                    raise SalesforceError(400, "INVALIDJOBSTATE",
-                                          f"Job {job.id} is in state {job.state} and cannot be aborted")
+                    raise SalesforceError(
+                        400, "INVALIDJOBSTATE", f"Job {job.id} is in state {job.state} and cannot be aborted"
+                    )
                 if job.kind == "ingest" and job.state == "Open":
                     job.unprocessed = self._rows(job)
                 job.state = "Aborted"
@@ -384,8 +401,11 @@ class BulkApi:
         ext = payload.get("externalIdFieldName")
         if operation == "upsert":
             names = {f["name"].lower(): f for f in describe["fields"]}
-            if not ext or ext.lower() not in names or not (
-                    names[ext.lower()].get("externalId") or ext.lower() == "id"):
+            if (
+                not ext
+                or ext.lower() not in names
+                or not (names[ext.lower()].get("externalId") or ext.lower() == "id")
+            ):
                 raise SalesforceError(400, "INVALIDJOB", f"External ID field {ext!r} is not valid for {obj}")
         job = self._new_job("ingest", operation, describe.get("name", obj), version, payload, "Open")
         job.external_id_field = ext
@@ -431,7 +451,9 @@ class BulkApi:
                 for name, cell in zip(header, row, strict=False):
                     if cell == "" or name.lower() == "id":
                         continue
-                    values[name] = None if cell == "#N/A" else _coerce(cell, types.get(name.lower(), "string"))
+                    values[name] = (
+                        None if cell == "#N/A" else _coerce(cell, types.get(name.lower(), "string"))
+                    )
                 created = False
                 if job.operation == "insert":
                     record_id = org.create(job.object, values)
@@ -484,8 +506,9 @@ def _coerce(cell: str, field_type: str) -> Any:
         if field_type in ("double", "currency", "percent"):
             return float(cell)
     except ValueError as exc:
-        raise SalesforceError(400, "INVALID_FIELD_VALUE", f"Invalid value for a {field_type} field: {cell!r}") \
-            from exc
+        raise SalesforceError(
+            400, "INVALID_FIELD_VALUE", f"Invalid value for a {field_type} field: {cell!r}"
+        ) from exc
     return cell
 
 
@@ -499,4 +522,6 @@ def _gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _not_allowed(method: str, allowed: str) -> SalesforceError:
-    return SalesforceError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are {allowed}")
+    return SalesforceError(
+        405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are {allowed}"
+    )

@@ -90,6 +90,11 @@ class Faults:
         self._rng = random.Random(self.seed)
         self.rules = [r if isinstance(r, FaultRule) else FaultRule(**r) for r in self.rules]
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "seed" and "_rng" in self.__dict__:
+            self._rng = random.Random(value)  # ``faults.seed = n`` restarts the 503 sequence
+
     # -- mutation -----------------------------------------------------------------------------------
     def update(self, **changes: Any) -> None:
         """Set knobs by name (unknown names raise ``ValueError``); ``rules`` given as dicts are parsed
@@ -103,8 +108,6 @@ class Faults:
                     self.rules.extend(r if isinstance(r, FaultRule) else FaultRule(**r) for r in value)
                     continue
                 setattr(self, key, value)
-                if key == "seed":
-                    self._rng = random.Random(value)
 
     def add_rule(self, rule: FaultRule | None = None, **kwargs: Any) -> FaultRule:
         """Append a rule (or build one from keyword arguments) and return it."""

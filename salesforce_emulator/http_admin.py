@@ -77,8 +77,13 @@ class AdminApi:
         body: Any = req.json() if req.body else {}
         head = parts[0] if parts else ""
         if not parts:
-            return _json({"org_id": org.org_id, "instance_url": self.emu.facts.instance_url,
-                          "objects": org.object_names()})
+            return _json(
+                {
+                    "org_id": org.org_id,
+                    "instance_url": self.emu.facts.instance_url,
+                    "objects": org.object_names(),
+                }
+            )
         if head == "clock":
             if method == "POST":
                 if "advance" in body:
@@ -86,7 +91,9 @@ class AdminApi:
                 elif "set" in body:
                     org.clock.set(parse_sf_datetime(str(body["set"]), "set"))
                 else:
-                    raise SalesforceError(400, "INVALID_INPUT", "clock: give 'advance' (seconds) or 'set' (ISO)")
+                    raise SalesforceError(
+                        400, "INVALID_INPUT", "clock: give 'advance' (seconds) or 'set' (ISO)"
+                    )
             return _json({"now": org.clock.now().isoformat()})
         if head == "faults":
             faults = self.emu.faults
@@ -114,10 +121,10 @@ class AdminApi:
             if name.startswith("_") or not inspect.isfunction(fn) or fn.__module__ != activity.__name__:
                 raise SalesforceError(404, "NOT_FOUND", f"No activity function {name!r}")
             try:
-                result = fn(org, **body)
+                inspect.signature(fn).bind(org, **body)
             except TypeError as exc:
                 raise SalesforceError(400, "INVALID_INPUT", f"{name}: {exc}") from exc
-            return _json({"result": result})
+            return _json({"result": fn(org, **body)})
         if head == "fields" and method == "POST":
             props = {k: v for k, v in body.items() if k not in ("sobject", "name", "type")}
             try:
@@ -134,8 +141,14 @@ class AdminApi:
                     fn(record_id)
                     results.append({"id": record_id, "success": True})
                 except SalesforceError as exc:
-                    results.append({"id": record_id, "success": False, "errorCode": exc.error_code,
-                                    "message": exc.message})
+                    results.append(
+                        {
+                            "id": record_id,
+                            "success": False,
+                            "errorCode": exc.error_code,
+                            "message": exc.message,
+                        }
+                    )
             return _json(results)
         if head == "merge" and method == "POST":
             org.merge(body["sobject"], body["master_id"], list(body["victim_ids"]))
@@ -145,7 +158,15 @@ class AdminApi:
             if len(parts) == 1:
                 counts = {}
                 for name in org.object_names():
-                    counts[name] = sum(1 for _ in org.true_records(name, include_deleted=include_deleted))
+                    try:
+                        counts[name] = sum(
+                            1
+                            for _ in org.true_records(
+                                name, include_deleted=include_deleted, include_blobs=False
+                            )
+                        )
+                    except SalesforceError:
+                        continue  # not a data object (ChangeEvent, ...)
                 return _json(counts)
             return _json(list(org.true_records(parts[1], include_deleted=include_deleted)))
         raise SalesforceError(404, "NOT_FOUND", f"Unknown admin resource {req.path}")

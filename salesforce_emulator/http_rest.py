@@ -63,7 +63,9 @@ def parse_sf_datetime(text: str | None, name: str) -> datetime:
     try:
         when = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise SalesforceError(400, "INVALID_REPLICATION_DATE", f"Invalid date format for {name}: {text}") from exc
+        raise SalesforceError(
+            400, "INVALID_REPLICATION_DATE", f"Invalid date format for {name}: {text}"
+        ) from exc
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
@@ -82,7 +84,7 @@ class RestApi:
 
     # -- routing ------------------------------------------------------------------------------------
     def handle(self, req: Request, version: str, rest: str) -> Reply:
-        parts = [p for p in rest.split("/") if p]
+        parts = [unquote(p) for p in rest.split("/") if p]
         method = req.method
         if not parts:
             return json_reply(self._resources(version))
@@ -187,7 +189,14 @@ class RestApi:
     def _by_external_id(self, req: Request, version: str, sobject: str, ext_field: str, value: str) -> Reply:
         org, method = self.org, req.method
         if method == "PATCH":
-            record_id, created = org.upsert(sobject, ext_field, value, _record_values(req.json()))
+            values = _record_values(req.json())
+            try:
+                record_id, created = org.upsert(sobject, ext_field, value, values)
+            except SalesforceError as exc:
+                if exc.status != 300:
+                    raise
+                ids = self._find_by_external_id(sobject, ext_field, value)
+                return json_reply([f"/services/data/v{version}/sobjects/{sobject}/{i}" for i in ids], 300)
             if created:
                 return json_reply({"id": record_id, "success": True, "errors": [], "created": True}, 201)
             return Reply(204, b"", None)
@@ -209,8 +218,12 @@ class RestApi:
         raise _not_allowed(method, "GET, PATCH, DELETE")
 
     def _find_by_external_id(self, sobject: str, ext_field: str, value: str) -> list[str]:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ext_field) or not re.fullmatch(r"[A-Za-z0-9_]+", sobject):
-            raise SalesforceError(404, "NOT_FOUND", "Provided external ID field does not exist or is not accessible")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ext_field) or not re.fullmatch(
+            r"[A-Za-z0-9_]+", sobject
+        ):
+            raise SalesforceError(
+                404, "NOT_FOUND", "Provided external ID field does not exist or is not accessible"
+            )
         literal = value.replace("\\", "\\\\").replace("'", "\\'")
         q = self.org.compile(f"SELECT Id FROM {sobject} WHERE {ext_field} = '{literal}' LIMIT 3")
         return [str(r[0]) for r in self.org.fetch(q, None, 3).rows]
@@ -242,7 +255,11 @@ class RestApi:
         if threshold is not None and total > threshold and not _WHERE.search(soql):
             raise SalesforceError(400, "QUERY_TIMEOUT", "Your query request was running for too long.")
         cursor = _Cursor(
-            id=self._ids.new_id("01g"), query=q, total=total, batch=self._batch_size(req), limit=limit,
+            id=self._ids.new_id("01g"),
+            query=q,
+            total=total,
+            batch=self._batch_size(req),
+            limit=limit,
             created=self.org.clock.now(),
         )
         cursor.afters[0] = None
@@ -291,18 +308,29 @@ class RestApi:
         for col in q.columns:
             name = getattr(col, "name", str(col))
             ftype = str(getattr(col, "field_type", "string"))
-            columns.append({
-                "aggregate": False, "apexType": None,
-                "booleanType": ftype == "boolean", "columnName": name.rsplit(".", 1)[-1],
-                "custom": name.endswith("__c"), "displayName": name, "foreignKeyName": None,
-                "insertable": False, "joinColumns": [],
-                "numberType": ftype in ("int", "double", "currency", "percent", "long"),
-                "textType": ftype not in ("int", "double", "currency", "percent", "long", "boolean"),
-                "updatable": False,
-            })
-        return {"columnMetadata": columns, "entityName": q.object_name, "groupBy": False,
-                "idSelected": any(getattr(c, "name", "") == "Id" for c in q.columns),
-                "keyPrefix": None}
+            columns.append(
+                {
+                    "aggregate": False,
+                    "apexType": None,
+                    "booleanType": ftype == "boolean",
+                    "columnName": name.rsplit(".", 1)[-1],
+                    "custom": name.endswith("__c"),
+                    "displayName": name,
+                    "foreignKeyName": None,
+                    "insertable": False,
+                    "joinColumns": [],
+                    "numberType": ftype in ("int", "double", "currency", "percent", "long"),
+                    "textType": ftype not in ("int", "double", "currency", "percent", "long", "boolean"),
+                    "updatable": False,
+                }
+            )
+        return {
+            "columnMetadata": columns,
+            "entityName": q.object_name,
+            "groupBy": False,
+            "idSelected": any(getattr(c, "name", "") == "Id" for c in q.columns),
+            "keyPrefix": None,
+        }
 
     # -- sObject Collections -------------------------------------------------------------------------
     def _collections(self, req: Request, version: str, parts: list[str]) -> Reply:
@@ -337,8 +365,14 @@ class RestApi:
             return json_reply(self._run_collection("upsert", records, all_or_none, parts[0], parts[1]))
         raise _not_allowed(method, "POST, PATCH, DELETE")
 
-    def _run_collection(self, op: str, records: list[Any], all_or_none: bool,
-                        sobject: str | None = None, ext_field: str | None = None) -> list[dict[str, Any]]:
+    def _run_collection(
+        self,
+        op: str,
+        records: list[Any],
+        all_or_none: bool,
+        sobject: str | None = None,
+        ext_field: str | None = None,
+    ) -> list[dict[str, Any]]:
         org = self.org
         results: list[dict[str, Any]] = []
         undo: list[tuple[str, str, str, Any]] = []
@@ -357,8 +391,9 @@ class RestApi:
                     results.append({"id": new_id, "success": True, "errors": []})
                 elif op == "update":
                     if not record_id:
-                        raise SalesforceError(400, "MISSING_ARGUMENT", "Id not specified in an update call",
-                                              ["Id"])
+                        raise SalesforceError(
+                            400, "MISSING_ARGUMENT", "Id not specified in an update call", ["Id"]
+                        )
                     before = org.retrieve(obj, record_id, list(rec)) if all_or_none else None
                     org.update(obj, record_id, rec)
                     undo.append(("update", obj, record_id, before))
@@ -366,8 +401,9 @@ class RestApi:
                 elif op == "upsert":
                     ext_value = rec.get(ext_field or "")
                     if ext_value is None:
-                        raise SalesforceError(400, "MISSING_ARGUMENT", f"{ext_field} not specified",
-                                              [ext_field or ""])
+                        raise SalesforceError(
+                            400, "MISSING_ARGUMENT", f"{ext_field} not specified", [ext_field or ""]
+                        )
                     values = {k: v for k, v in rec.items() if k != ext_field}
                     new_id, created = org.upsert(obj, ext_field, str(ext_value), values)
                     results.append({"id": new_id, "success": True, "errors": [], "created": created})
@@ -381,16 +417,25 @@ class RestApi:
                     results.append({"id": record_id, "success": True, "errors": []})
             except SalesforceError as exc:
                 failed = True
-                results.append({"id": record_id if op in ("update", "delete") else None, "success": False,
-                                "errors": [{"statusCode": exc.error_code, "message": exc.message,
-                                            "fields": exc.fields}]})
+                results.append(
+                    {
+                        "id": record_id if op in ("update", "delete") else None,
+                        "success": False,
+                        "errors": [
+                            {"statusCode": exc.error_code, "message": exc.message, "fields": exc.fields}
+                        ],
+                    }
+                )
                 if all_or_none:
                     break
         if failed and all_or_none:
             self._rollback(undo)
-            rolled = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                      "message": "Record rolled back because not all records were valid and the request "
-                                 "was using AllOrNone header", "fields": []}
+            rolled = {
+                "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                "message": "Record rolled back because not all records were valid and the request "
+                "was using AllOrNone header",
+                "fields": [],
+            }
             out = []
             for i in range(len(records)):
                 if i < len(results) and not results[i]["success"]:
@@ -430,11 +475,15 @@ class RestApi:
         if not isinstance(subs, list) or not subs:
             raise SalesforceError(400, "JSON_PARSER_ERROR", "compositeRequest is required")
         if len(subs) > MAX_COMPOSITE:
-            raise SalesforceError(400, "INVALID_BATCH_REQUEST",
-                                  f"Exceeded max number of subrequests ({MAX_COMPOSITE}) in composite request")
+            raise SalesforceError(
+                400,
+                "INVALID_BATCH_REQUEST",
+                f"Exceeded max number of subrequests ({MAX_COMPOSITE}) in composite request",
+            )
         all_or_none = bool(payload.get("allOrNone", False))
         results: dict[str, Any] = {}
         out: list[dict[str, Any]] = []
+        undo: list[tuple[str, str, str, Any]] = []
         halted = False
         for sub in subs:
             ref = str(sub.get("referenceId", ""))
@@ -446,8 +495,19 @@ class RestApi:
                 body = sub.get("body")
                 if body is not None:
                     body = json.loads(_substitute(json.dumps(body), results, in_url=False))
-                reply = self._subrequest(sub.get("method", "GET"), url, body, sub.get("httpHeaders") or {},
-                                         version)
+                method = str(sub.get("method", "GET")).upper()
+                target = _sobject_target(url)
+                before = None
+                if all_or_none and target and target[1] and method == "PATCH" and isinstance(body, dict):
+                    before = self.org.retrieve(target[0], target[1], list(body))
+                reply = self._subrequest(method, url, body, sub.get("httpHeaders") or {}, version)
+                if all_or_none and target and reply.status < 400:
+                    if method == "POST" and not target[1] and isinstance(reply.value, dict):
+                        undo.append(("create", target[0], reply.value.get("id"), None))
+                    elif method == "PATCH" and target[1] and before is not None:
+                        undo.append(("update", target[0], target[1], before))
+                    elif method == "DELETE" and target[1]:
+                        undo.append(("delete", target[0], target[1], None))
             except SalesforceError as exc:
                 reply = error_reply(exc)
             value = reply.value
@@ -460,12 +520,16 @@ class RestApi:
             headers = {k: v for k, v in reply.headers.items() if k in ("Location", "Last-Modified")}
             if reply.status == 201 and isinstance(value, dict) and value.get("id"):
                 headers["Location"] = f"/services/data/v{version}/sobjects/{value['id']}"
-            out.append({"body": value, "httpHeaders": headers, "httpStatusCode": reply.status,
-                        "referenceId": ref})
+            out.append(
+                {"body": value, "httpHeaders": headers, "httpStatusCode": reply.status, "referenceId": ref}
+            )
             if reply.status >= 400 and all_or_none:
                 halted = True
         if halted:
-            out = [o if o["httpStatusCode"] >= 400 else _halted(o["referenceId"], rolled_back=True) for o in out]
+            self._rollback(undo)
+            out = [
+                o if o["httpStatusCode"] >= 400 else _halted(o["referenceId"], rolled_back=True) for o in out
+            ]
         return json_reply({"compositeResponse": out})
 
     def _subrequest(self, method: str, url: str, body: Any, headers: dict[str, str], version: str) -> Reply:
@@ -476,13 +540,28 @@ class RestApi:
         if m.group(2).startswith(("/composite", "/jobs")):
             raise SalesforceError(400, "INVALID_URL", "This resource is not supported in a composite request")
         msg = _Headers(headers)
-        sub = Request(method=method.upper(), path=unquote(split.path),
-                      query=parse_qs(split.query, keep_blank_values=True), headers=msg,  # type: ignore[arg-type]
-                      body=json.dumps(body).encode() if body is not None else b"", raw_path=split.path)
+        sub = Request(
+            method=method.upper(),
+            path=unquote(split.path),
+            query=parse_qs(split.query, keep_blank_values=True),
+            headers=msg,  # type: ignore[arg-type]
+            body=json.dumps(body).encode() if body is not None else b"",
+            raw_path=split.path,
+        )
         parts = [p for p in m.group(2).split("/") if p]
         if len(parts) >= 4 and parts[0] == "sobjects" and method.upper() == "GET" and is_valid_id(parts[2]):
             raise SalesforceError(400, "INVALID_URL", "Blob fields are not available in composite requests")
         return self.handle(sub, m.group(1), m.group(2))
+
+
+def _sobject_target(url: str) -> tuple[str, str | None] | None:
+    """``(sobject, record id or None)`` for ``/services/data/vNN.N/sobjects/S[/id]`` URLs, else ``None``."""
+    m = re.match(
+        r"^/services/data/v\d{2,3}\.\d/sobjects/([A-Za-z0-9_]+)/?([A-Za-z0-9]{15,18})?/?$", urlsplit(url).path
+    )
+    if not m:
+        return None
+    return m.group(1), m.group(2)
 
 
 class _Headers(dict):  # type: ignore[type-arg]
@@ -497,11 +576,17 @@ class _Headers(dict):  # type: ignore[type-arg]
 
 def _halted(ref: str, rolled_back: bool = False) -> dict[str, Any]:
     code = "PROCESSING_HALTED"
-    message = ("The transaction was rolled back since another operation in the same transaction failed."
-               if rolled_back else "The transaction was rolled back since another operation in the same "
-                                   "transaction failed.")
-    return {"body": [{"errorCode": code, "message": message}], "httpHeaders": {}, "httpStatusCode": 400,
-            "referenceId": ref}
+    message = (
+        "The transaction was rolled back since another operation in the same transaction failed."
+        if rolled_back
+        else "The transaction was rolled back since another operation in the same transaction failed."
+    )
+    return {
+        "body": [{"errorCode": code, "message": message}],
+        "httpHeaders": {},
+        "httpStatusCode": 400,
+        "referenceId": ref,
+    }
 
 
 def _lookup(value: Any, path: str) -> Any:
@@ -520,12 +605,15 @@ def _substitute(text: str, results: dict[str, Any], *, in_url: bool) -> str:
     def repl(m: re.Match[str]) -> str:
         ref, path = m.group(1), m.group(2)
         if ref not in results:
-            raise SalesforceError(400, "INVALID_REFERENCE", f"Invalid reference specified. No value for {ref}")
+            raise SalesforceError(
+                400, "INVALID_REFERENCE", f"Invalid reference specified. No value for {ref}"
+            )
         try:
             value = _lookup(results[ref], path)
         except (KeyError, IndexError, TypeError) as exc:
-            raise SalesforceError(400, "INVALID_REFERENCE",
-                                  f"Invalid reference specified. No value for {ref}{path} found") from exc
+            raise SalesforceError(
+                400, "INVALID_REFERENCE", f"Invalid reference specified. No value for {ref}{path} found"
+            ) from exc
         text_value = value if isinstance(value, str) else json.dumps(value)
         return text_value if in_url else json.dumps(text_value)[1:-1]
 
@@ -540,10 +628,14 @@ def _record_values(payload: Any) -> dict[str, Any]:
 
 def _check_collection_size(items: list[Any]) -> None:
     if len(items) > MAX_COLLECTION:
-        raise SalesforceError(400, "EXCEEDED_ID_LIMIT",
-                              f"record limit reached. cannot submit more than {MAX_COLLECTION} records in "
-                              "this operation")
+        raise SalesforceError(
+            400,
+            "EXCEEDED_ID_LIMIT",
+            f"record limit reached. cannot submit more than {MAX_COLLECTION} records in this operation",
+        )
 
 
 def _not_allowed(method: str, allowed: str) -> SalesforceError:
-    return SalesforceError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are {allowed}")
+    return SalesforceError(
+        405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are {allowed}"
+    )

@@ -115,8 +115,43 @@ class IdFactory:
         start = self.counters.get(key_prefix, 0) + 1
         self.counters[key_prefix] = start + n - 1
         head = key_prefix + self.pod
+        tri = _tri()
         out = []
+        append = out.append
+        upper = None
+        mid = ""
+        ck1 = ck2 = ""
+        cache3: dict[str, str] = {}
         for c in range(start, start + n):
-            id15 = head + _b62(c, 10)
-            out.append(id15 + _checksum(id15))
+            hi, lo = divmod(c, 238328)
+            if hi != upper:
+                upper = hi
+                mid = head + _b62(hi, 7)  # 12 characters: chunk 1, chunk 2 and 2 chars of chunk 3
+                ck1 = _SUFFIX[_bits(mid[0:5])]
+                ck2 = _SUFFIX[_bits(mid[5:10])]
+                cache3 = {}
+            t = tri[lo]
+            chunk3 = mid[10:12] + t
+            ck3 = cache3.get(chunk3)
+            if ck3 is None:
+                ck3 = cache3[chunk3] = _SUFFIX[_bits(chunk3)]
+            append(mid + t + ck1 + ck2 + ck3)
         return out
+
+
+_TRI: list[str] = []
+
+
+def _tri() -> list[str]:
+    """All 3-character base-62 strings in order (cached)."""
+    if not _TRI:
+        _TRI.extend(a + b + c for a in _B62 for b in _B62 for c in _B62)
+    return _TRI
+
+
+def _bits(chunk: str) -> int:
+    bits = 0
+    for i, ch in enumerate(chunk):
+        if "A" <= ch <= "Z":
+            bits |= 1 << i
+    return bits

@@ -49,6 +49,11 @@ UPDATED_WINDOW_DAYS = 30
 REPLICATION_ID_LIMIT = 600_000
 DEFAULT_API_VERSION = "59.0"
 BLOB_FIELDS = {("Note", "Body")}  # textarea fields also served by the blob endpoint
+# lookups whose records Salesforce deletes (and undeletes) with their parent, besides master-detail
+CASCADES = {
+    ("Contact", "AccountId"), ("Opportunity", "AccountId"), ("Task", "WhatId"), ("Event", "WhatId"),
+    ("Task", "WhoId"), ("Event", "WhoId"), ("Attachment", "ParentId"), ("Note", "ParentId"),
+}
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,8 @@ def json_dt(stored: str | None) -> str | None:
 
 
 _DT_RE = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$")
+    r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$"
+)
 
 
 def parse_dt(value: str) -> datetime:
@@ -100,8 +106,19 @@ def _sql_type(f: FieldDef) -> str:
     return "TEXT COLLATE NOCASE"
 
 
-_FILE_TYPES = {"pdf": "PDF", "txt": "TEXT", "csv": "CSV", "png": "PNG", "jpg": "JPG", "jpeg": "JPG",
-               "docx": "WORD_X", "xlsx": "EXCEL_X", "zip": "ZIP", "json": "JSON", "bin": "UNKNOWN"}
+_FILE_TYPES = {
+    "pdf": "PDF",
+    "txt": "TEXT",
+    "csv": "CSV",
+    "png": "PNG",
+    "jpg": "JPG",
+    "jpeg": "JPG",
+    "docx": "WORD_X",
+    "xlsx": "EXCEL_X",
+    "zip": "ZIP",
+    "json": "JSON",
+    "bin": "UNKNOWN",
+}
 
 
 def _file_type(path: str | None) -> tuple[str, str]:
@@ -133,10 +150,13 @@ class Org:
         self._global_cache: dict | None = None
         self.schema_version = 0
         fresh = not self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='_meta'").fetchone()
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='_meta'"
+        ).fetchone()
         self.objects: dict[str, ObjectDef] = {o.name.lower(): o for o in builtin_objects()}
         if fresh:
+            self._conn.execute("BEGIN")
             self._create(seed)
+            self._conn.execute("COMMIT")
         else:
             self._load()
         self._by_prefix = {o.key_prefix: o for o in self.objects.values() if o.key_prefix and o.has_table}
@@ -145,8 +165,9 @@ class Org:
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
-    def generate(cls, path: str | Path | None = None, *, scale: int = 500, seed: int = 1,
-                 clock: Clock | None = None) -> Org:
+    def generate(
+        cls, path: str | Path | None = None, *, scale: int = 500, seed: int = 1, clock: Clock | None = None
+    ) -> Org:
         """A new org filled by the seeded generator with about ``scale`` records. If ``path`` already
         holds a generated org it is reopened as is."""
         from .generator import generate
@@ -159,11 +180,16 @@ class Org:
     def _create(self, seed: int) -> None:
         c = self._conn
         c.execute("CREATE TABLE _meta (key TEXT PRIMARY KEY, value TEXT)")
-        c.execute("CREATE TABLE _blobs (record_id TEXT NOT NULL, field TEXT NOT NULL, data BLOB NOT NULL, "
-                  "PRIMARY KEY (record_id, field)) WITHOUT ROWID")
-        c.execute("CREATE TABLE _deleted (id TEXT PRIMARY KEY, sobject TEXT NOT NULL, deleted_date TEXT NOT NULL, "
-                  "cascade_of TEXT)")
+        c.execute(
+            "CREATE TABLE _blobs (record_id TEXT NOT NULL, field TEXT NOT NULL, data BLOB NOT NULL, "
+            "PRIMARY KEY (record_id, field)) WITHOUT ROWID"
+        )
+        c.execute(
+            "CREATE TABLE _deleted (id TEXT PRIMARY KEY, sobject TEXT NOT NULL, deleted_date TEXT NOT NULL, "
+            "cascade_of TEXT)"
+        )
         c.execute("CREATE INDEX _deleted_obj ON _deleted (sobject, deleted_date)")
+        c.execute("CREATE INDEX _deleted_cascade ON _deleted (cascade_of)")
         for obj in self.objects.values():
             if obj.has_table:
                 self._create_table(obj)
@@ -185,8 +211,21 @@ class Org:
             "SystemModstamp, Username, LastName, FirstName, Email, Alias, IsActive, UserType, TimeZoneSidKey, "
             "LocaleSidKey, LanguageLocaleKey, EmailEncodingKey, Title) "
             "VALUES (?,0,?,?,?,?,?,?,?,?,?,?,1,'Standard','America/Los_Angeles','en_US','en_US','UTF-8',?)",
-            (uid, stamp, uid, stamp, uid, stamp, self.username, "User", "Integration",
-             "integration@emulator.test", "integ", "API integration user"))
+            (
+                uid,
+                stamp,
+                uid,
+                stamp,
+                uid,
+                stamp,
+                self.username,
+                "User",
+                "Integration",
+                "integration@emulator.test",
+                "integ",
+                "API integration user",
+            ),
+        )
         self._meta_set("user_id", uid)
         self._meta_set("username", self.username)
         self._save_counters()
@@ -223,9 +262,14 @@ class Org:
             if f.external_id and f.unique and f.stored:
                 where = " WHERE IsDeleted = 0" if obj.has("IsDeleted") else ""
                 c.execute(f'CREATE UNIQUE INDEX IF NOT EXISTS "{n}__{f.name}" ON "{n}" ("{f.name}"){where}')
-            elif f.external_id and f.stored:
-                c.execute(f'CREATE INDEX IF NOT EXISTS "{n}__{f.name}" ON "{n}" ("{f.name}")')
-            elif f.type == "reference" and f.stored and not f.name.endswith("ById") and f.name != "OwnerId":
+            elif (
+                f.external_id
+                and f.stored
+                or f.type == "reference"
+                and f.stored
+                and not f.name.endswith("ById")
+                and f.name != "OwnerId"
+            ):
                 c.execute(f'CREATE INDEX IF NOT EXISTS "{n}__{f.name}" ON "{n}" ("{f.name}")')
 
     def _child_index(self) -> dict[str, list[tuple[ObjectDef, FieldDef]]]:
@@ -262,32 +306,39 @@ class Org:
         return None if row is None else json.loads(row[0])
 
     def _meta_set(self, key: str, value) -> None:
-        self._conn.execute("INSERT OR REPLACE INTO _meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        self._conn.execute(
+            "INSERT OR REPLACE INTO _meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
+        )
 
     def _save_counters(self) -> None:
         self._meta_set("counters", self.ids.counters)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group writes into one atomic SQLite transaction (re-entrant; holds the org lock)."""
+        """Group writes into one atomic unit (holds the org lock). Re-entrant: a nested block is a
+        savepoint, so a failed inner operation is undone without aborting the outer transaction."""
         with self._lock:
-            outer = self._tx_depth == 0
-            if outer:
-                self._conn.execute("BEGIN IMMEDIATE")
+            depth = self._tx_depth
+            self._conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT sp{depth}")
             self._tx_depth += 1
             try:
                 yield
             except BaseException:
                 self._tx_depth -= 1
-                if outer:
+                if depth == 0:
                     self._conn.execute("ROLLBACK")
                     self.ids = IdFactory(int(self._meta_get("seed")), self._meta_get("counters") or {})
+                else:
+                    self._conn.execute(f"ROLLBACK TO sp{depth}")
+                    self._conn.execute(f"RELEASE sp{depth}")
                 raise
             else:
                 self._tx_depth -= 1
-                if outer:
+                if depth == 0:
                     self._save_counters()
                     self._conn.execute("COMMIT")
+                else:
+                    self._conn.execute(f"RELEASE sp{depth}")
 
     def _obj(self, sobject: str, *, status: int = 404) -> ObjectDef:
         obj = self.objects.get(sobject.lower()) if isinstance(sobject, str) else None
@@ -318,6 +369,20 @@ class Org:
             what = f"{sobject} ID" if sobject else "id"
             raise SalesforceError(400, "MALFORMED_ID", f"Malformed {what}: {record_id}") from None
 
+    def _stamps(self, obj: ObjectDef, now: str) -> tuple[str, list]:
+        """SQL ", X = ?, ..." and arguments that stamp a write on ``obj``'s system fields."""
+        sets = ""
+        args: list = []
+        for name, value in (
+            ("LastModifiedDate", now),
+            ("SystemModstamp", now),
+            ("LastModifiedById", self.user_id),
+        ):
+            if obj.has(name):
+                sets += f', "{name}" = ?'
+                args.append(value)
+        return sets, args
+
     def _now(self) -> str:
         return fmt_dt(self.clock.now())
 
@@ -336,29 +401,59 @@ class Org:
 
     def _urls(self, obj: ObjectDef, ver: str) -> dict:
         base = f"/services/data/v{ver}/sobjects/{obj.name}"
-        return {"compactLayouts": f"{base}/describe/compactLayouts", "rowTemplate": f"{base}/{{ID}}",
-                "approvalLayouts": f"{base}/describe/approvalLayouts", "describe": f"{base}/describe",
-                "quickActions": f"{base}/quickActions", "layouts": f"{base}/describe/layouts", "sobject": base}
+        return {
+            "compactLayouts": f"{base}/describe/compactLayouts",
+            "rowTemplate": f"{base}/{{ID}}",
+            "approvalLayouts": f"{base}/describe/approvalLayouts",
+            "describe": f"{base}/describe",
+            "quickActions": f"{base}/quickActions",
+            "layouts": f"{base}/describe/layouts",
+            "sobject": base,
+        }
 
     def _global_entry(self, obj: ObjectDef, ver: str) -> dict:
         return {
-            "activateable": False, "associateEntityType": None, "associateParentEntity": None,
-            "createable": obj.createable, "custom": obj.custom, "customSetting": False,
-            "deepCloneable": False, "deletable": obj.deletable, "deprecatedAndHidden": False,
+            "activateable": False,
+            "associateEntityType": None,
+            "associateParentEntity": None,
+            "createable": obj.createable,
+            "custom": obj.custom,
+            "customSetting": False,
+            "deepCloneable": False,
+            "deletable": obj.deletable,
+            "deprecatedAndHidden": False,
             "feedEnabled": obj.name in ("Account", "Contact", "Case", "Opportunity"),
-            "hasSubtypes": False, "isInterface": False, "isSubtype": False, "keyPrefix": obj.key_prefix,
-            "label": obj.label or obj.name, "labelPlural": (obj.label or obj.name) + "s",
-            "layoutable": obj.layoutable, "mergeable": obj.mergeable, "mruEnabled": obj.layoutable,
-            "name": obj.name, "queryable": obj.queryable, "replicateable": obj.replicateable,
-            "retrieveable": obj.retrieveable, "searchable": obj.searchable, "triggerable": obj.has_table,
-            "undeletable": obj.undeletable, "updateable": obj.updateable, "urls": self._urls(obj, ver),
+            "hasSubtypes": False,
+            "isInterface": False,
+            "isSubtype": False,
+            "keyPrefix": obj.key_prefix,
+            "label": obj.label or obj.name,
+            "labelPlural": (obj.label or obj.name) + "s",
+            "layoutable": obj.layoutable,
+            "mergeable": obj.mergeable,
+            "mruEnabled": obj.layoutable,
+            "name": obj.name,
+            "queryable": obj.queryable,
+            "replicateable": obj.replicateable,
+            "retrieveable": obj.retrieveable,
+            "searchable": obj.searchable,
+            "triggerable": obj.has_table,
+            "undeletable": obj.undeletable,
+            "updateable": obj.updateable,
+            "urls": self._urls(obj, ver),
         }
 
     def describe_global(self, *, api_version: str = DEFAULT_API_VERSION) -> dict:
         """Exact JSON body of ``GET /sobjects``."""
         with self._lock:
-            return {"encoding": "UTF-8", "maxBatchSize": 200,
-                    "sobjects": [self._global_entry(o, api_version) for o in self.objects.values()]}
+            return {
+                "encoding": "UTF-8",
+                "maxBatchSize": 200,
+                "sobjects": [
+                    self._global_entry(o, api_version)
+                    for o in sorted(self.objects.values(), key=lambda o: o.name.lower())
+                ],
+            }
 
     def describe(self, sobject: str, *, api_version: str = DEFAULT_API_VERSION) -> dict:
         """Exact JSON body of ``GET /sobjects/{S}/describe``; 404 NOT_FOUND for an unknown object."""
@@ -371,20 +466,35 @@ class Org:
             children = []
             for child, f in self._children.get(obj.name.lower(), []):
                 rel = _child_relationship_name(child, f)
-                children.append({
-                    "cascadeDelete": f.cascade_delete, "childSObject": child.name, "deprecatedAndHidden": False,
-                    "field": f.name, "junctionIdListNames": [], "junctionReferenceTo": [],
-                    "relationshipName": rel, "restrictedDelete": False,
-                })
+                children.append(
+                    {
+                        "cascadeDelete": f.cascade_delete,
+                        "childSObject": child.name,
+                        "deprecatedAndHidden": False,
+                        "field": f.name,
+                        "junctionIdListNames": [],
+                        "junctionReferenceTo": [],
+                        "relationshipName": rel,
+                        "restrictedDelete": False,
+                    }
+                )
             body = self._global_entry(obj, api_version)
-            body.update({
-                "actionOverrides": [], "childRelationships": children, "compactLayoutable": obj.layoutable,
-                "fields": [f.describe() for f in obj.fields], "listviewable": None,
-                "lookupLayoutable": None, "namedLayoutInfos": [], "networkScopeFieldName": None,
-                "recordTypeInfos": [], "searchLayoutable": obj.searchable, "supportedScopes": [
-                    {"label": "All " + (obj.label or obj.name), "name": "everything"}],
-                "sobjectDescribeOption": "FULL",
-            })
+            body.update(
+                {
+                    "actionOverrides": [],
+                    "childRelationships": children,
+                    "compactLayoutable": obj.layoutable,
+                    "fields": [f.describe() for f in obj.fields],
+                    "listviewable": None,
+                    "lookupLayoutable": None,
+                    "namedLayoutInfos": [],
+                    "networkScopeFieldName": None,
+                    "recordTypeInfos": [],
+                    "searchLayoutable": obj.searchable,
+                    "supportedScopes": [{"label": "All " + (obj.label or obj.name), "name": "everything"}],
+                    "sobjectDescribeOption": "FULL",
+                }
+            )
             body = dict(sorted(body.items()))
             self._describe_cache[key] = body
             return body
@@ -440,8 +550,9 @@ class Org:
             cond, extra = _keyset_condition(q.order, key)
             where = f"({where}) AND ({cond})"
             params.extend(extra)
-        order = ", ".join(f"{e} {'DESC' if d else 'ASC'} NULLS {'LAST' if nl else 'FIRST'}"
-                          for e, d, nl in q.order)
+        order = ", ".join(
+            f"{e} {'DESC' if d else 'ASC'} NULLS {'LAST' if nl else 'FIRST'}" for e, d, nl in q.order
+        )
         order = (order + ", " if order else "") + "t.rowid ASC"
         sql = f"SELECT {', '.join(q.select_sql)} FROM {q.from_sql} WHERE {where} ORDER BY {order} LIMIT ?"
         params.append(limit + 1)
@@ -455,7 +566,7 @@ class Org:
         if not more or (q.limit is not None and served + len(rows) >= q.limit):
             return Page(rows, None)
         last = rows[-1]
-        token = [served + len(rows), *last[q.sort_index: q.sort_index + len(q.order)], last[q.rowid_index]]
+        token = [served + len(rows), *last[q.sort_index : q.sort_index + len(q.order)], last[q.rowid_index]]
         nxt = base64.urlsafe_b64encode(json.dumps(token, separators=(",", ":")).encode()).decode().rstrip("=")
         return Page(rows, nxt)
 
@@ -463,7 +574,9 @@ class Org:
         """Rows as REST records: ``{"attributes": {"type", "url"}, field: value, ...}`` with nested parent
         relationships (None when the parent is absent), compound fields as objects, datetimes as
         ``...000+0000`` and base64 fields as the URL of the blob."""
-        plan = _json_plan(q, self._by_prefix)
+        plan = q.cache.get("json")
+        if plan is None:
+            plan = q.cache["json"] = _json_plan(q, self._by_prefix)
         base = f"/services/data/v{api_version}/sobjects/"
         out = []
         for row in rows:
@@ -474,7 +587,9 @@ class Org:
         """Rows as Bulk API 2.0 CSV: every value quoted, quotes doubled, null = empty cell, booleans
         true/false, datetimes ``2024-01-01T00:00:00.000Z``, header (if asked) in SELECT order."""
         nl = "\r\n" if line_ending == "CRLF" else "\n"
-        fn = _csv_row_fn(q)
+        fn = q.cache.get("csv")
+        if fn is None:
+            fn = q.cache["csv"] = _csv_row_fn(q)
         body = nl.join(map(fn, rows))
         parts = []
         if header:
@@ -486,8 +601,14 @@ class Org:
 
     # ------------------------------------------------------------------ records
 
-    def retrieve(self, sobject: str, record_id: str, fields: list[str] | None = None, *,
-                 api_version: str = DEFAULT_API_VERSION) -> dict:
+    def retrieve(
+        self,
+        sobject: str,
+        record_id: str,
+        fields: list[str] | None = None,
+        *,
+        api_version: str = DEFAULT_API_VERSION,
+    ) -> dict:
         """One record in REST shape (every field when ``fields`` is None). 404 NOT_FOUND if absent,
         404 ENTITY_IS_DELETED if in the recycle bin."""
         with self._lock:
@@ -503,13 +624,19 @@ class Org:
                     names.insert(0, "Id")
             else:
                 names = [f.name for f in obj.fields]
-            q = compile_query(self.objects, f"SELECT {', '.join(names)} FROM {obj.name} WHERE Id = '{rid}'",
-                              include_deleted=True)
+            q = compile_query(
+                self.objects,
+                f"SELECT {', '.join(names)} FROM {obj.name} WHERE Id = '{rid}'",
+                include_deleted=True,
+                restricted=False,
+            )
             page = self.fetch(q, None, 1)
             if not page.rows:
                 raise not_found()
             if obj.has("IsDeleted"):
-                deleted = self._conn.execute(f'SELECT IsDeleted FROM "{obj.name}" WHERE Id = ?', (rid,)).fetchone()
+                deleted = self._conn.execute(
+                    f'SELECT IsDeleted FROM "{obj.name}" WHERE Id = ?', (rid,)
+                ).fetchone()
                 if deleted and deleted[0]:
                     raise SalesforceError(404, "ENTITY_IS_DELETED", "entity is deleted")
             return self.render_json(q, page.rows, api_version=api_version)[0]
@@ -519,31 +646,52 @@ class Org:
         if value is None or (isinstance(value, str) and value == "" and f.type != "boolean"):
             return None
         t = f.type
-        bad = SalesforceError(400, "INVALID_TYPE_ON_FIELD_IN_RECORD",
-                              f"{f.name}: value not of required type: {_short(value)}", [f.name])
+        bad = SalesforceError(
+            400,
+            "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            f"{f.name}: value not of required type: {_short(value)}",
+            [f.name],
+        )
         try:
             if t in ("id", "reference"):
                 rid = self._norm_id(value)
                 if t == "reference":
                     target = self._by_prefix.get(rid[:3])
                     if target is None or target.name not in f.reference_to:
-                        raise SalesforceError(400, "FIELD_INTEGRITY_EXCEPTION",
-                                              f"{f.name}: id value of incorrect type: {value}", [f.name])
-                    if not self._conn.execute(f'SELECT 1 FROM "{target.name}" WHERE Id = ?', (rid,)).fetchone():
-                        raise SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY",
-                                              f"invalid cross reference id: {value}", [f.name])
+                        raise SalesforceError(
+                            400,
+                            "FIELD_INTEGRITY_EXCEPTION",
+                            f"{f.name}: id value of incorrect type: {value}",
+                            [f.name],
+                        )
+                    if not self._conn.execute(
+                        f'SELECT 1 FROM "{target.name}" WHERE Id = ?', (rid,)
+                    ).fetchone():
+                        raise SalesforceError(
+                            400,
+                            "INVALID_CROSS_REFERENCE_KEY",
+                            f"invalid cross reference id: {value}",
+                            [f.name],
+                        )
                 return rid
             if t in STRING_TYPES or t in ("anyType", "json"):
                 if isinstance(value, bool | dict | list):
                     raise bad
                 s = str(value)
                 if f.length and len(s) > f.length:
-                    raise SalesforceError(400, "STRING_TOO_LONG",
-                                          f"{f.label or f.name}: data value too large: {_short(s)} "
-                                          f"(max length={f.length})", [f.name])
+                    raise SalesforceError(
+                        400,
+                        "STRING_TOO_LONG",
+                        f"{f.label or f.name}: data value too large: {_short(s)} (max length={f.length})",
+                        [f.name],
+                    )
                 if t == "email" and "@" not in s:
-                    raise SalesforceError(400, "INVALID_EMAIL_ADDRESS", f"{f.name}: invalid email address: "
-                                          f"{_short(s)}", [f.name])
+                    raise SalesforceError(
+                        400,
+                        "INVALID_EMAIL_ADDRESS",
+                        f"{f.name}: invalid email address: {_short(s)}",
+                        [f.name],
+                    )
                 return s
             if t == "boolean":
                 if isinstance(value, bool):
@@ -602,8 +750,9 @@ class Org:
                 continue
             f = obj.field(key)
             if f is None:
-                raise SalesforceError(400, "INVALID_FIELD",
-                                      f"No such column '{key}' on sobject of type {obj.name}", [key])
+                raise SalesforceError(
+                    400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}", [key]
+                )
             if f.name == "Id" and not creating:
                 continue
             if not (f.createable if creating else f.updateable):
@@ -611,18 +760,22 @@ class Org:
                 continue
             v = self._coerce(obj, f, value)
             if f.type == "base64":
-                if v is None:
-                    if not f.nillable:
-                        raise SalesforceError(400, "REQUIRED_FIELD_MISSING",
-                                              f"Required fields are missing: [{f.name}]", [f.name])
+                if v is None and not f.nillable:
+                    raise SalesforceError(
+                        400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{f.name}]", [f.name]
+                    )
                 blobs[f.name] = v
             else:
                 cols[f.name] = v
         if bad_access:
-            raise SalesforceError(400, "INVALID_FIELD_FOR_INSERT_UPDATE",
-                                  f"Unable to create/update fields: {', '.join(bad_access)}. Please check the "
-                                  "security settings of this field and verify that it is read/write for your "
-                                  "profile or permission set.", bad_access)
+            raise SalesforceError(
+                400,
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                f"Unable to create/update fields: {', '.join(bad_access)}. Please check the "
+                "security settings of this field and verify that it is read/write for your "
+                "profile or permission set.",
+                bad_access,
+            )
         return cols, blobs
 
     def create(self, sobject: str, values: dict) -> str:
@@ -632,8 +785,9 @@ class Org:
         with self.transaction():
             obj = self._data_obj(sobject)
             if not obj.createable:
-                raise SalesforceError(400, "INVALID_TYPE_FOR_OPERATION",
-                                      f"entity type {obj.name} does not support insert")
+                raise SalesforceError(
+                    400, "INVALID_TYPE_FOR_OPERATION", f"entity type {obj.name} does not support insert"
+                )
             cols, blobs = self._prepare(obj, values, creating=True)
             return self._insert(obj, cols, blobs)
 
@@ -655,12 +809,18 @@ class Org:
                 elif f.required:
                     missing.append(f.name)
         if missing:
-            raise SalesforceError(400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
-                                  missing)
+            raise SalesforceError(
+                400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
+            )
         rid = self.ids.new_id(obj.key_prefix)  # type: ignore[arg-type]
         cols["Id"] = rid
-        for name, val in (("CreatedDate", now), ("LastModifiedDate", now), ("SystemModstamp", now),
-                          ("CreatedById", self.user_id), ("LastModifiedById", self.user_id)):
+        for name, val in (
+            ("CreatedDate", now),
+            ("LastModifiedDate", now),
+            ("SystemModstamp", now),
+            ("CreatedById", self.user_id),
+            ("LastModifiedById", self.user_id),
+        ):
             if obj.has(name):
                 cols[name] = val
         if obj.has("OwnerId") and cols.get("OwnerId") is None:
@@ -671,14 +831,18 @@ class Org:
         self._write_row(obj, cols)
         for name, data in blobs.items():
             if data is not None:
-                self._conn.execute("INSERT OR REPLACE INTO _blobs (record_id, field, data) VALUES (?, ?, ?)",
-                                   (rid, name, data))
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO _blobs (record_id, field, data) VALUES (?, ?, ?)",
+                    (rid, name, data),
+                )
         return rid
 
     def _write_row(self, obj: ObjectDef, cols: dict) -> None:
         names = list(cols)
-        sql = (f'INSERT INTO "{obj.name}" ({", ".join(f"{chr(34)}{n}{chr(34)}" for n in names)}) '
-               f'VALUES ({", ".join("?" * len(names))})')
+        sql = (
+            f'INSERT INTO "{obj.name}" ({", ".join(f"{chr(34)}{n}{chr(34)}" for n in names)}) '
+            f"VALUES ({', '.join('?' * len(names))})"
+        )
         try:
             self._conn.execute(sql, [cols[n] for n in names])
         except sqlite3.IntegrityError as exc:
@@ -687,11 +851,18 @@ class Org:
     def _duplicate(self, obj: ObjectDef, exc: sqlite3.IntegrityError, cols: dict) -> SalesforceError:
         msg = str(exc)
         for f in obj.fields:
-            if f.unique and f.stored and f'{obj.name}.{f.name}' in msg:
-                other = self._conn.execute(f'SELECT Id FROM "{obj.name}" WHERE "{f.name}" = ? AND Id != ?',
-                                           (cols.get(f.name), cols.get("Id", ""))).fetchone()
-                return SalesforceError(400, "DUPLICATE_VALUE", f"duplicate value found: {f.name} duplicates value "
-                                       f"on record with id: {other[0] if other else ''}", [f.name])
+            if f.unique and f.stored and f"{obj.name}.{f.name}" in msg:
+                other = self._conn.execute(
+                    f'SELECT Id FROM "{obj.name}" WHERE "{f.name}" = ? AND Id != ?',
+                    (cols.get(f.name), cols.get("Id", "")),
+                ).fetchone()
+                return SalesforceError(
+                    400,
+                    "DUPLICATE_VALUE",
+                    f"duplicate value found: {f.name} duplicates value "
+                    f"on record with id: {other[0] if other else ''}",
+                    [f.name],
+                )
         return SalesforceError(400, "DUPLICATE_VALUE", "duplicate value found")
 
     def _special_insert(self, obj: ObjectDef, cols: dict, blobs: dict, now: str) -> None:
@@ -708,59 +879,96 @@ class Org:
         if name == "ContentVersion":
             data = blobs.get("VersionData") or b""
             ftype, ext = _file_type(cols.get("PathOnClient"))
-            cols.update(ContentSize=len(data), FileType=ftype, FileExtension=ext,
-                        Checksum=hashlib.md5(data).hexdigest(), IsLatest=1)  # noqa: S324 - Salesforce's choice
+            cols.update(
+                ContentSize=len(data),
+                FileType=ftype,
+                FileExtension=ext,
+                Checksum=hashlib.md5(data).hexdigest(),
+                IsLatest=1,
+            )  # noqa: S324 - Salesforce's choice
             doc_id = cols.get("ContentDocumentId")
             if doc_id is None:
                 doc_id = self.ids.new_id("069")
                 cols["ContentDocumentId"] = doc_id
                 cols["VersionNumber"] = "1"
-                self._write_row(self.objects["contentdocument"], {
-                    "Id": doc_id, "OwnerId": cols.get("OwnerId") or self.user_id, "IsDeleted": 0,
-                    "CreatedDate": now, "CreatedById": self.user_id, "LastModifiedDate": now,
-                    "LastModifiedById": self.user_id, "SystemModstamp": now, "Title": cols.get("Title"),
-                    "FileType": ftype, "FileExtension": ext, "ContentSize": len(data),
-                    "LatestPublishedVersionId": cols["Id"], "IsArchived": 0, "PublishStatus": "P"})
+                self._write_row(
+                    self.objects["contentdocument"],
+                    {
+                        "Id": doc_id,
+                        "OwnerId": cols.get("OwnerId") or self.user_id,
+                        "IsDeleted": 0,
+                        "CreatedDate": now,
+                        "CreatedById": self.user_id,
+                        "LastModifiedDate": now,
+                        "LastModifiedById": self.user_id,
+                        "SystemModstamp": now,
+                        "Title": cols.get("Title"),
+                        "FileType": ftype,
+                        "FileExtension": ext,
+                        "ContentSize": len(data),
+                        "LatestPublishedVersionId": cols["Id"],
+                        "IsArchived": 0,
+                        "PublishStatus": "P",
+                    },
+                )
                 loc = cols.get("FirstPublishLocationId")
                 if loc:
-                    self._write_row(self.objects["contentdocumentlink"], {
-                        "Id": self.ids.new_id("06A"), "LinkedEntityId": loc, "ContentDocumentId": doc_id,
-                        "ShareType": "V", "Visibility": "AllUsers", "IsDeleted": 0, "SystemModstamp": now})
+                    self._write_row(
+                        self.objects["contentdocumentlink"],
+                        {
+                            "Id": self.ids.new_id("06A"),
+                            "LinkedEntityId": loc,
+                            "ContentDocumentId": doc_id,
+                            "ShareType": "V",
+                            "Visibility": "AllUsers",
+                            "IsDeleted": 0,
+                            "SystemModstamp": now,
+                        },
+                    )
             else:
                 prev = self._conn.execute(
-                    'SELECT count(*) FROM "ContentVersion" WHERE ContentDocumentId = ?', (doc_id,)).fetchone()[0]
+                    'SELECT count(*) FROM "ContentVersion" WHERE ContentDocumentId = ?', (doc_id,)
+                ).fetchone()[0]
                 cols["VersionNumber"] = str(prev + 1)
                 self._conn.execute(
                     'UPDATE "ContentVersion" SET IsLatest = 0, SystemModstamp = ? WHERE ContentDocumentId = ? '
-                    "AND IsLatest = 1", (now, doc_id))
+                    "AND IsLatest = 1",
+                    (now, doc_id),
+                )
                 self._conn.execute(
                     'UPDATE "ContentDocument" SET LatestPublishedVersionId = ?, ContentSize = ?, Title = ?, '
                     "FileType = ?, FileExtension = ?, LastModifiedDate = ?, SystemModstamp = ? WHERE Id = ?",
-                    (cols["Id"], len(data), cols.get("Title"), ftype, ext, now, now, doc_id))
+                    (cols["Id"], len(data), cols.get("Title"), ftype, ext, now, now, doc_id),
+                )
 
     def _active_row(self, obj: ObjectDef, rid: str) -> dict:
         row = self._row(obj, rid)
         if row is None:
             raise not_found()
         if row.get("IsDeleted"):
-            raise SalesforceError(400, "ENTITY_IS_DELETED", "entity is deleted", [])
+            raise SalesforceError(404, "ENTITY_IS_DELETED", "entity is deleted", [])
         return row
 
     def update(self, sobject: str, record_id: str, values: dict) -> None:
         """Change fields of an existing record; stamps LastModifiedDate/SystemModstamp. 404 NOT_FOUND
-        for an unknown id, 400 ENTITY_IS_DELETED for a record in the recycle bin."""
+        for an unknown id, 404 ENTITY_IS_DELETED for a record in the recycle bin."""
         with self.transaction():
             obj = self._data_obj(sobject)
             rid = self._norm_id(record_id, obj.name)
             if rid[:3] != obj.key_prefix:
                 raise not_found()
             if not obj.updateable:
-                raise SalesforceError(400, "INVALID_TYPE_FOR_OPERATION",
-                                      f"entity type {obj.name} does not support update")
+                raise SalesforceError(
+                    400, "INVALID_TYPE_FOR_OPERATION", f"entity type {obj.name} does not support update"
+                )
             body_id = values.get("Id") or values.get("id")
             if body_id is not None and self._norm_id(body_id) != rid:
-                raise SalesforceError(400, "INVALID_ID_FIELD", "The Id field should not be specified in the "
-                                      "sobject data.", ["Id"])
+                raise SalesforceError(
+                    400,
+                    "INVALID_ID_FIELD",
+                    "The Id field should not be specified in the sobject data.",
+                    ["Id"],
+                )
             cols, blobs = self._prepare(obj, values, creating=False)
             self._active_row(obj, rid)
             self._apply_update(obj, rid, cols, blobs)
@@ -768,15 +976,16 @@ class Org:
     def _apply_update(self, obj: ObjectDef, rid: str, cols: dict, blobs: dict | None = None) -> None:
         missing = [n for n, v in cols.items() if v is None and obj.field(n).required]  # type: ignore[union-attr]
         if missing:
-            raise SalesforceError(400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
-                                  missing)
+            raise SalesforceError(
+                400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
+            )
         now = self._now()
         cols = dict(cols)
-        if obj.has("LastModifiedDate"):
-            cols["LastModifiedDate"] = now
+        for name in ("LastModifiedDate", "SystemModstamp"):
+            if obj.has(name):
+                cols[name] = now
+        if obj.has("LastModifiedById"):
             cols["LastModifiedById"] = self.user_id
-        if obj.has("SystemModstamp"):
-            cols["SystemModstamp"] = now
         sets = ", ".join(f'"{n}" = ?' for n in cols)
         try:
             self._conn.execute(f'UPDATE "{obj.name}" SET {sets} WHERE Id = ?', [*cols.values(), rid])
@@ -785,9 +994,13 @@ class Org:
         for name, data in (blobs or {}).items():
             self._conn.execute("DELETE FROM _blobs WHERE record_id = ? AND field = ?", (rid, name))
             if data is not None:
-                self._conn.execute("INSERT INTO _blobs (record_id, field, data) VALUES (?, ?, ?)", (rid, name, data))
+                self._conn.execute(
+                    "INSERT INTO _blobs (record_id, field, data) VALUES (?, ?, ?)", (rid, name, data)
+                )
                 if obj.name in ("Attachment", "Document"):
-                    self._conn.execute(f'UPDATE "{obj.name}" SET BodyLength = ? WHERE Id = ?', (len(data), rid))
+                    self._conn.execute(
+                        f'UPDATE "{obj.name}" SET BodyLength = ? WHERE Id = ?', (len(data), rid)
+                    )
 
     def upsert(self, sobject: str, ext_field: str, ext_value: str, values: dict) -> tuple[str, bool]:
         """Insert or update by external id -> (id, created). 404 NOT_FOUND for a field that is not an
@@ -796,20 +1009,35 @@ class Org:
             obj = self._data_obj(sobject)
             f = obj.field(ext_field)
             if f is None or not (f.external_id or f.name == "Id"):
-                raise not_found(f"Provided external ID field does not exist or is not accessible: {ext_field}")
+                raise not_found(
+                    f"Provided external ID field does not exist or is not accessible: {ext_field}"
+                )
             if f.name == "Id":
                 rid = self._norm_id(ext_value, obj.name)
-                matches = [rid] if self._conn.execute(
-                    f'SELECT 1 FROM "{obj.name}" WHERE Id = ? AND IsDeleted = 0', (rid,)).fetchone() else []
+                matches = (
+                    [rid]
+                    if self._conn.execute(
+                        f'SELECT 1 FROM "{obj.name}" WHERE Id = ? AND IsDeleted = 0', (rid,)
+                    ).fetchone()
+                    else []
+                )
                 if not matches:
                     raise not_found()
             else:
-                matches = [r[0] for r in self._conn.execute(
-                    f'SELECT Id FROM "{obj.name}" WHERE "{f.name}" = ? AND IsDeleted = 0 LIMIT 3', (ext_value,))]
+                matches = [
+                    r[0]
+                    for r in self._conn.execute(
+                        f'SELECT Id FROM "{obj.name}" WHERE "{f.name}" = ? AND IsDeleted = 0 LIMIT 3',
+                        (ext_value,),
+                    )
+                ]
             body = {k: v for k, v in values.items() if k.lower() != f.name.lower() and k != "attributes"}
             if len(matches) > 1:
-                raise SalesforceError(300, "MULTIPLE_CHOICES", f"more than one record found for external id field "
-                                      f"{f.name}: {', '.join(matches)}")
+                raise SalesforceError(
+                    300,
+                    "MULTIPLE_CHOICES",
+                    f"more than one record found for external id field {f.name}: {', '.join(matches)}",
+                )
             if matches:
                 self.update(obj.name, matches[0], body)
                 return matches[0], False
@@ -817,39 +1045,41 @@ class Org:
 
     def delete(self, sobject: str, record_id: str) -> None:
         """Soft delete into the recycle bin (IsDeleted = true, visible to queryAll for 15 days).
-        Master-detail children go with it. 404 NOT_FOUND if absent, ENTITY_IS_DELETED if deleted."""
+        Master-detail children go with it, and so do an account's contacts and opportunities and a
+        record's activities, notes and attachments (see CASCADES); undelete brings them back. 404 NOT_FOUND if absent, ENTITY_IS_DELETED if deleted."""
         with self.transaction():
             obj = self._data_obj(sobject)
             rid = self._norm_id(record_id, obj.name)
             if rid[:3] != obj.key_prefix:
                 raise not_found()
             if not obj.deletable:
-                raise SalesforceError(400, "INVALID_TYPE_FOR_OPERATION",
-                                      f"entity type {obj.name} does not support delete")
+                raise SalesforceError(
+                    400, "INVALID_TYPE_FOR_OPERATION", f"entity type {obj.name} does not support delete"
+                )
             self._active_row(obj, rid)
             self._soft_delete(obj, rid, None)
 
     def _soft_delete(self, obj: ObjectDef, rid: str, cascade_of: str | None) -> None:
         now = self._now()
-        sets = ["IsDeleted = 1"]
-        if obj.has("LastModifiedDate"):
-            sets += ["LastModifiedDate = ?", "LastModifiedById = ?"]
-        args = [now, self.user_id] if obj.has("LastModifiedDate") else []
-        if obj.has("SystemModstamp"):
-            sets.append("SystemModstamp = ?")
-            args.append(now)
-        self._conn.execute(f'UPDATE "{obj.name}" SET {", ".join(sets)} WHERE Id = ?', [*args, rid])
-        self._conn.execute("INSERT OR REPLACE INTO _deleted (id, sobject, deleted_date, cascade_of) VALUES (?,?,?,?)",
-                           (rid, obj.name, now, cascade_of))
+        sets, args = self._stamps(obj, now)
+        self._conn.execute(f'UPDATE "{obj.name}" SET IsDeleted = 1{sets} WHERE Id = ?', [*args, rid])
+        self._conn.execute(
+            "INSERT OR REPLACE INTO _deleted (id, sobject, deleted_date, cascade_of) VALUES (?,?,?,?)",
+            (rid, obj.name, now, cascade_of),
+        )
         for child, f in self._children.get(obj.name.lower(), []):
-            if not (f.cascade_delete or (child.name in ("Attachment", "Note") and f.name == "ParentId")
-                    or child.name == "ContentDocumentLink"):
+            if not (
+                f.cascade_delete
+                or (child.name, f.name) in CASCADES
+                or child.name == "ContentDocumentLink"
+            ):
                 continue
             if child.name == "ContentDocumentLink":
                 self._conn.execute(f'DELETE FROM "ContentDocumentLink" WHERE "{f.name}" = ?', (rid,))
                 continue
             for (cid,) in self._conn.execute(
-                    f'SELECT Id FROM "{child.name}" WHERE "{f.name}" = ? AND IsDeleted = 0', (rid,)).fetchall():
+                f'SELECT Id FROM "{child.name}" WHERE "{f.name}" = ? AND IsDeleted = 0', (rid,)
+            ).fetchall():
                 self._soft_delete(child, cid, cascade_of or rid)
 
     def undelete(self, record_id: str) -> None:
@@ -862,19 +1092,17 @@ class Org:
             if not row.get("IsDeleted"):
                 raise SalesforceError(400, "UNDELETE_FAILED", "Entity is not in the recycle bin")
             if not obj.undeletable:
-                raise SalesforceError(400, "INVALID_TYPE_FOR_OPERATION",
-                                      f"entity type {obj.name} does not support undelete")
-            group = [rid] + [r[0] for r in self._conn.execute(
-                "SELECT id FROM _deleted WHERE cascade_of = ?", (rid,))]
+                raise SalesforceError(
+                    400, "INVALID_TYPE_FOR_OPERATION", f"entity type {obj.name} does not support undelete"
+                )
+            group = [rid] + [
+                r[0] for r in self._conn.execute("SELECT id FROM _deleted WHERE cascade_of = ?", (rid,))
+            ]
             now = self._now()
             for gid in group:
                 gobj = self._by_prefix[gid[:3]]
-                sets = "IsDeleted = 0, SystemModstamp = ?"
-                args: list = [now]
-                if gobj.has("LastModifiedDate"):
-                    sets += ", LastModifiedDate = ?, LastModifiedById = ?"
-                    args += [now, self.user_id]
-                self._conn.execute(f'UPDATE "{gobj.name}" SET {sets} WHERE Id = ?', [*args, gid])
+                sets, args = self._stamps(gobj, now)
+                self._conn.execute(f'UPDATE "{gobj.name}" SET IsDeleted = 0{sets} WHERE Id = ?', [*args, gid])
                 self._conn.execute("DELETE FROM _deleted WHERE id = ?", (gid,))
 
     def purge(self, record_id: str) -> None:
@@ -886,7 +1114,9 @@ class Org:
                 raise not_found()
             if not row.get("IsDeleted", 0):
                 self._soft_delete(obj, rid, None)
-            group = [rid] + [r[0] for r in self._conn.execute("SELECT id FROM _deleted WHERE cascade_of = ?", (rid,))]
+            group = [rid] + [
+                r[0] for r in self._conn.execute("SELECT id FROM _deleted WHERE cascade_of = ?", (rid,))
+            ]
             for gid in group:
                 gobj = self._by_prefix[gid[:3]]
                 self._conn.execute(f'DELETE FROM "{gobj.name}" WHERE Id = ?', (gid,))
@@ -899,16 +1129,21 @@ class Org:
             return
         cutoff = fmt_dt(self.clock.now() - timedelta(days=RECYCLE_BIN_DAYS))
         expired = self._conn.execute(
-            "SELECT id FROM _deleted WHERE sobject = ? AND deleted_date < ?", (obj.name, cutoff)).fetchall()
+            "SELECT id FROM _deleted WHERE sobject = ? AND deleted_date < ?", (obj.name, cutoff)
+        ).fetchall()
         if not expired:
             return
         with self.transaction():
             for (rid,) in expired:
                 self._conn.execute(f'DELETE FROM "{obj.name}" WHERE Id = ? AND IsDeleted = 1', (rid,))
                 self._conn.execute("DELETE FROM _blobs WHERE record_id = ?", (rid,))
-            last = self._conn.execute("SELECT max(deleted_date) FROM _deleted WHERE sobject = ? AND deleted_date < ?",
-                                      (obj.name, cutoff)).fetchone()[0]
-            self._conn.execute("DELETE FROM _deleted WHERE sobject = ? AND deleted_date < ?", (obj.name, cutoff))
+            last = self._conn.execute(
+                "SELECT max(deleted_date) FROM _deleted WHERE sobject = ? AND deleted_date < ?",
+                (obj.name, cutoff),
+            ).fetchone()[0]
+            self._conn.execute(
+                "DELETE FROM _deleted WHERE sobject = ? AND deleted_date < ?", (obj.name, cutoff)
+            )
             stamps = self._meta_get("earliest_available") or {}
             stamps[obj.name] = max(stamps.get(obj.name, ""), last)
             self._meta_set("earliest_available", stamps)
@@ -919,10 +1154,15 @@ class Org:
         with self.transaction():
             obj = self._data_obj(sobject)
             if not obj.mergeable:
-                raise SalesforceError(400, "INVALID_TYPE_FOR_OPERATION", f"entity type {obj.name} does not support merge")
+                raise SalesforceError(
+                    400, "INVALID_TYPE_FOR_OPERATION", f"entity type {obj.name} does not support merge"
+                )
             if not 1 <= len(victim_ids) <= 2:
-                raise SalesforceError(400, "INVALID_OPERATION", "A merge request must have one or two records to "
-                                      "merge into the master record")
+                raise SalesforceError(
+                    400,
+                    "INVALID_OPERATION",
+                    "A merge request must have one or two records to merge into the master record",
+                )
             master = self._norm_id(master_id, obj.name)
             victims = [self._norm_id(v, obj.name) for v in victim_ids]
             if master in victims or len(set(victims)) != len(victims):
@@ -934,16 +1174,11 @@ class Org:
             now = self._now()
             for child, f in self._children.get(obj.name.lower(), []):
                 marks = ", ".join("?" * len(victims))
-                extra = ""
-                args: list = [master]
-                if child.has("SystemModstamp"):
-                    extra += ", SystemModstamp = ?"
-                    args.append(now)
-                if child.has("LastModifiedDate"):
-                    extra += ", LastModifiedDate = ?, LastModifiedById = ?"
-                    args += [now, self.user_id]
-                self._conn.execute(f'UPDATE "{child.name}" SET "{f.name}" = ?{extra} WHERE "{f.name}" IN ({marks})',
-                                   [*args, *victims])
+                sets, args = self._stamps(child, now)
+                self._conn.execute(
+                    f'UPDATE "{child.name}" SET "{f.name}" = ?{sets} WHERE "{f.name}" IN ({marks})',
+                    [master, *args, *victims],
+                )
             for v in victims:
                 self._conn.execute(f'UPDATE "{obj.name}" SET MasterRecordId = ? WHERE Id = ?', (master, v))
                 self._soft_delete(obj, v, None)
@@ -956,10 +1191,15 @@ class Org:
         start = start.astimezone(UTC).replace(second=0, microsecond=0)
         end = end.astimezone(UTC).replace(second=0, microsecond=0)
         if end < start:
-            raise SalesforceError(400, "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate")
+            raise SalesforceError(
+                400, "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate"
+            )
         if start < now - timedelta(days=UPDATED_WINDOW_DAYS):
-            raise SalesforceError(400, "INVALID_REPLICATION_DATE",
-                                  f"startDate cannot be more than {UPDATED_WINDOW_DAYS} days ago")
+            raise SalesforceError(
+                400,
+                "INVALID_REPLICATION_DATE",
+                f"startDate cannot be more than {UPDATED_WINDOW_DAYS} days ago",
+            )
         end = min(end, now.replace(second=0, microsecond=0))
         return fmt_dt(start), fmt_dt(end)
 
@@ -972,12 +1212,19 @@ class Org:
             where = "SystemModstamp >= ? AND SystemModstamp < ?"
             if obj.has("IsDeleted"):
                 where += " AND IsDeleted = 0"
-            ids = [r[0] for r in self._conn.execute(
-                f'SELECT Id FROM "{obj.name}" WHERE {where} ORDER BY SystemModstamp, rowid LIMIT ?',
-                (s, e, REPLICATION_ID_LIMIT + 1))]
+            ids = [
+                r[0]
+                for r in self._conn.execute(
+                    f'SELECT Id FROM "{obj.name}" WHERE {where} ORDER BY SystemModstamp, rowid LIMIT ?',
+                    (s, e, REPLICATION_ID_LIMIT + 1),
+                )
+            ]
             if len(ids) > REPLICATION_ID_LIMIT:
-                raise SalesforceError(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than "
-                                      f"{REPLICATION_ID_LIMIT} records")
+                raise SalesforceError(
+                    400,
+                    "EXCEEDED_ID_LIMIT",
+                    f"record limit reached. cannot submit more than {REPLICATION_ID_LIMIT} records",
+                )
             return {"ids": ids, "latestDateCovered": json_dt(e)}
 
     def get_deleted(self, sobject: str, start: datetime, end: datetime) -> dict:
@@ -989,13 +1236,21 @@ class Org:
             s, e = self._replication_window(obj, start, end)
             rows = self._conn.execute(
                 "SELECT id, deleted_date FROM _deleted WHERE sobject = ? AND deleted_date >= ? AND deleted_date < ? "
-                "ORDER BY deleted_date, id LIMIT ?", (obj.name, s, e, REPLICATION_ID_LIMIT + 1)).fetchall()
+                "ORDER BY deleted_date, id LIMIT ?",
+                (obj.name, s, e, REPLICATION_ID_LIMIT + 1),
+            ).fetchall()
             if len(rows) > REPLICATION_ID_LIMIT:
-                raise SalesforceError(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than "
-                                      f"{REPLICATION_ID_LIMIT} records")
+                raise SalesforceError(
+                    400,
+                    "EXCEEDED_ID_LIMIT",
+                    f"record limit reached. cannot submit more than {REPLICATION_ID_LIMIT} records",
+                )
             earliest = (self._meta_get("earliest_available") or {}).get(obj.name) or self._meta_get("created")
-            return {"deletedRecords": [{"id": i, "deletedDate": json_dt(d)} for i, d in rows],
-                    "earliestDateAvailable": json_dt(earliest), "latestDateCovered": json_dt(e)}
+            return {
+                "deletedRecords": [{"id": i, "deletedDate": json_dt(d)} for i, d in rows],
+                "earliestDateAvailable": json_dt(earliest),
+                "latestDateCovered": json_dt(e),
+            }
 
     def read_blob(self, sobject: str, record_id: str, field: str) -> bytes:
         """Raw bytes of a base64 field (ContentVersion.VersionData, Attachment.Body, Document.Body) or of
@@ -1011,8 +1266,9 @@ class Org:
                 raise not_found()
             if f.type != "base64":
                 return (row.get(f.name) or "").encode()
-            blob = self._conn.execute("SELECT data FROM _blobs WHERE record_id = ? AND field = ?",
-                                      (rid, f.name)).fetchone()
+            blob = self._conn.execute(
+                "SELECT data FROM _blobs WHERE record_id = ? AND field = ?", (rid, f.name)
+            ).fetchone()
             if blob is None:
                 raise not_found()
             return bytes(blob[0])
@@ -1020,16 +1276,35 @@ class Org:
     def add_field(self, sobject: str, name: str, field_type: str, **props) -> None:
         """Add a custom field (name ends with ``__c``) to an object: a schema change visible in
         describe (whose modification time moves) and queries. Existing records hold null (false)."""
-        allowed = {"string", "textarea", "email", "phone", "url", "picklist", "multipicklist", "boolean", "int",
-                   "double", "currency", "percent", "date", "datetime", "time"}
+        allowed = {
+            "string",
+            "textarea",
+            "email",
+            "phone",
+            "url",
+            "picklist",
+            "multipicklist",
+            "boolean",
+            "int",
+            "double",
+            "currency",
+            "percent",
+            "date",
+            "datetime",
+            "time",
+        }
         with self.transaction():
             obj = self._data_obj(sobject)
             if not name.endswith("__c") or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*__c", name):
                 raise SalesforceError(400, "INVALID_FIELD", f"custom field names end with __c: {name}")
             if obj.has(name):
-                raise SalesforceError(400, "DUPLICATE_DEVELOPER_NAME", f"field {name} already exists on {obj.name}")
+                raise SalesforceError(
+                    400, "DUPLICATE_DEVELOPER_NAME", f"field {name} already exists on {obj.name}"
+                )
             if field_type not in allowed:
-                raise SalesforceError(400, "INVALID_TYPE", f"unsupported field type for add_field: {field_type}")
+                raise SalesforceError(
+                    400, "INVALID_TYPE", f"unsupported field type for add_field: {field_type}"
+                )
             fdef = field_from_spec(name, field_type, props)
             decl = f'"{name}" {_sql_type(fdef)}'
             if fdef.type == "boolean":
@@ -1037,8 +1312,16 @@ class Org:
             self._conn.execute(f'ALTER TABLE "{obj.name}" ADD COLUMN {decl}')
             with_field(obj, fdef)
             added = self._meta_get("added_fields") or []
-            added.append({"sobject": obj.name, "name": name, "type": field_type,
-                          "props": {k: v for k, v in props.items() if isinstance(v, str | int | float | bool | list)}})
+            added.append(
+                {
+                    "sobject": obj.name,
+                    "name": name,
+                    "type": field_type,
+                    "props": {
+                        k: v for k, v in props.items() if isinstance(v, str | int | float | bool | list)
+                    },
+                }
+            )
             self._meta_set("added_fields", added)
             stamps = self._meta_get("describe_modified") or {}
             stamps[obj.name] = self._now()
@@ -1046,8 +1329,9 @@ class Org:
             self._describe_cache.clear()
             self.schema_version += 1
 
-    def true_records(self, sobject: str, *, include_deleted: bool = False,
-                     include_blobs: bool = True) -> Iterator[dict]:
+    def true_records(
+        self, sobject: str, *, include_deleted: bool = False, include_blobs: bool = True
+    ) -> Iterator[dict]:
         """Every record's stored fields (no formula or compound fields), python-typed: bool, int, float,
         str, date, datetime (UTC), time, bytes (base64 fields). In insertion order."""
         obj = self._data_obj(sobject)
@@ -1060,11 +1344,14 @@ class Org:
             rows = self._conn.execute(f'SELECT {cols} FROM "{obj.name}" {where} ORDER BY rowid').fetchall()
         conv = [_py_converter(f) for f in fields]
         for row in rows:
-            rec = {f.name: (c(v) if v is not None else None) for f, c, v in zip(fields, conv, row, strict=True)}
+            rec = {
+                f.name: (c(v) if v is not None else None) for f, c, v in zip(fields, conv, row, strict=True)
+            }
             for bf in blob_fields:
                 with self._lock:
-                    b = self._conn.execute("SELECT data FROM _blobs WHERE record_id = ? AND field = ?",
-                                           (rec["Id"], bf)).fetchone()
+                    b = self._conn.execute(
+                        "SELECT data FROM _blobs WHERE record_id = ? AND field = ?", (rec["Id"], bf)
+                    ).fetchone()
                 rec[bf] = bytes(b[0]) if b else None
             yield rec
 
@@ -1087,6 +1374,10 @@ def _child_relationship_name(child: ObjectDef, f: FieldDef) -> str | None:
         return None
     if child.name in ("Task", "Event"):
         return child.name + "s"
+    if f.name == "ParentId" and child.name not in ("Attachment", "Note", "CaseComment"):
+        return "Child" + child.name + "s"
+    if child.name.endswith("y"):
+        return child.name[:-1] + "ies"
     return child.name + ("es" if child.name.endswith("s") else "s")
 
 

@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -82,7 +82,9 @@ class Request:
         try:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise SalesforceError(400, "JSON_PARSER_ERROR", f"Unexpected character in JSON body: {exc}") from exc
+            raise SalesforceError(
+                400, "JSON_PARSER_ERROR", f"Unexpected character in JSON body: {exc}"
+            ) from exc
 
 
 @dataclass
@@ -115,8 +117,13 @@ def error_reply(exc: BaseException) -> Reply:
         return Reply(exc.status, exc.xml(), "text/xml;charset=UTF-8")
     traceback.print_exception(exc, file=sys.stderr)
     return json_reply(
-        [{"message": f"An unexpected error occurred: {type(exc).__name__}", "errorCode": "UNKNOWN_EXCEPTION",
-          "fields": []}],
+        [
+            {
+                "message": f"An unexpected error occurred: {type(exc).__name__}",
+                "errorCode": "UNKNOWN_EXCEPTION",
+                "fields": [],
+            }
+        ],
         500,
     )
 
@@ -234,10 +241,17 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self.wfile.write(body)
             return
+        iterator = iter(body)
+        if head_only:
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            close = getattr(iterator, "close", None)
+            if close:
+                close()
+            return
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         sent = 0
-        iterator = iter(body)
         try:
             for chunk in iterator:
                 if not chunk:
@@ -286,8 +300,12 @@ class _HttpServer(ThreadingHTTPServer):
         return sock, addr
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
-                                  daemon=True, name=f"sf-emulator-conn-{self.server_address[1]}")
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            daemon=True,
+            name=f"sf-emulator-conn-{self.server_address[1]}",
+        )
         with self._conn_lock:
             self._conns.add(request)
             self._workers.add(thread)
@@ -356,15 +374,19 @@ class EmulatorServer:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @classmethod
-    def start(cls, org: Any = None, *, tls: bool = False, faults: Faults | None = None,
-              **options: Any) -> EmulatorServer:
+    def start(
+        cls, org: Any = None, *, tls: bool = False, faults: Faults | None = None, **options: Any
+    ) -> EmulatorServer:
         """Start serving on a thread and return once listening. ``options`` are :class:`ServerOptions`
         fields; ``org`` defaults to ``Org.generate(scale=300, seed=1)``."""
         if org is None:
             from .org import Org
 
             org = Org.generate(scale=300, seed=1)
-        server = cls(org, faults=faults, options=ServerOptions(tls=tls, **options))
+        opts = ServerOptions(tls=tls, **options)
+        if opts.bulk_clock not in ("wall", "org"):
+            raise ValueError(f"bulk_clock must be 'wall' or 'org', not {opts.bulk_clock!r}")
+        server = cls(org, faults=faults, options=opts)
         server._listen()
         return server
 
@@ -398,8 +420,12 @@ class EmulatorServer:
             admin_url=f"{base}/__emulator",
             ca_cert=str(material.ca_cert) if material else None,
         )
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"sf-emulator-accept-{port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"sf-emulator-accept-{port}",
+            daemon=True,
+        )
         self._thread.start()
 
     def _find_user_id(self) -> str:
@@ -448,7 +474,7 @@ class EmulatorServer:
                 return self.admin.handle(req)
             except Exception as exc:  # noqa: BLE001 - mapped to a reply in one place
                 return error_reply(exc)
-        m = _DATA_PATH.match(path)
+        m = _DATA_PATH.match(req.raw_path or path)  # raw: "%2F" inside an external id stays one segment
         counted = m is not None
         reply: Reply
         try:
@@ -480,17 +506,24 @@ class EmulatorServer:
         if path == "/services/data":
             if req.method not in ("GET", "HEAD"):
                 raise _method_not_allowed(req)
-            return json_reply([
-                {"label": f"v{v}", "url": f"/services/data/v{v}", "version": v} for v in _VERSIONS
-            ])
+            return json_reply(
+                [{"label": f"v{v}", "url": f"/services/data/v{v}", "version": v} for v in _VERSIONS]
+            )
         if path == "/services/oauth2/token":
             if req.method != "POST":
                 raise _method_not_allowed(req)
-            return json_reply(oauth_token(
-                self.credentials, self.sessions, body=req.body, authorization=req.header("Authorization"),
-                instance_url=self.facts.instance_url, login_url=self.facts.login_url,
-                user_id=self.user_id, org_id=self.org.org_id,
-            ))
+            return json_reply(
+                oauth_token(
+                    self.credentials,
+                    self.sessions,
+                    body=req.body,
+                    authorization=req.header("Authorization"),
+                    instance_url=self.facts.instance_url,
+                    login_url=self.facts.login_url,
+                    user_id=self.user_id,
+                    org_id=self.org.org_id,
+                )
+            )
         if path == "/services/oauth2/revoke":
             token = req.param("token") or parse_qs(req.body.decode()).get("token", [""])[0]
             self.sessions.revoke(token)
@@ -498,8 +531,13 @@ class EmulatorServer:
         if path.startswith("/services/Soap/u/"):
             version = path.split("/")[4] if len(path.split("/")) > 4 else LATEST_VERSION
             xml = soap_login(
-                self.credentials, self.sessions, body=req.body, instance_url=self.facts.instance_url,
-                api_version=version, user_id=self.user_id, org_id=self.org.org_id,
+                self.credentials,
+                self.sessions,
+                body=req.body,
+                instance_url=self.facts.instance_url,
+                api_version=version,
+                user_id=self.user_id,
+                org_id=self.org.org_id,
             )
             return Reply(200, xml, "text/xml;charset=UTF-8")
         if path in ("/services/oauth2/userinfo", "/services/oauth2/userinfo/"):
@@ -555,14 +593,9 @@ class EmulatorServer:
 
 
 def _method_not_allowed(req: Request) -> SalesforceError:
-    return SalesforceError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{req.method}' not allowed. Allowed are GET")
-
-
-def iter_chunks(parts: Iterator[bytes]) -> Iterator[bytes]:
-    """Helper for streaming replies: drop empty chunks."""
-    for part in parts:
-        if part:
-            yield part
+    return SalesforceError(
+        405, "METHOD_NOT_ALLOWED", f"HTTP Method '{req.method}' not allowed. Allowed are GET"
+    )
 
 
 def write_ready_line(facts: EmulatorFacts, stream: Any = None) -> None:

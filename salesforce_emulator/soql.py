@@ -61,8 +61,11 @@ def tokenize(text: str) -> list[Tok]:
             raise malformed(_where(text, pos) + f"unexpected character {text[pos]!r}")
         kind = m.lastgroup or ""
         if kind == "colon":
-            raise _Unsupported("date literal", _where(text, pos) + "bind variables and date literals with ':' "
-                               "(e.g. LAST_N_DAYS:n) are not supported by this emulator")
+            raise _Unsupported(
+                "date literal",
+                _where(text, pos) + "bind variables and date literals with ':' "
+                "(e.g. LAST_N_DAYS:n) are not supported by this emulator",
+            )
         if kind != "ws":
             toks.append(Tok(kind, m.group(), pos))
         pos = m.end()
@@ -119,14 +122,59 @@ class Select:
     limit: int | None
 
 
-_AGGREGATES = {"count", "sum", "avg", "min", "max", "count_distinct", "calendar_year", "calendar_month",
-               "day_only", "fiscal_year", "hour_in_day", "week_in_year", "convertcurrency", "tolabel",
-               "format", "grouping", "distance", "geolocation"}
-_CLAUSE_END = {"from", "where", "order", "limit", "group", "having", "offset", "for", "with", "using",
-               "update", "all"}
-_DATE_LITERALS = {"today", "yesterday", "tomorrow", "this_week", "last_week", "next_week", "this_month",
-                  "last_month", "next_month", "this_year", "last_year", "next_year", "last_90_days",
-                  "next_90_days", "this_quarter", "last_quarter", "next_quarter"}
+_AGGREGATES = {
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "count_distinct",
+    "calendar_year",
+    "calendar_month",
+    "day_only",
+    "fiscal_year",
+    "hour_in_day",
+    "week_in_year",
+    "convertcurrency",
+    "tolabel",
+    "format",
+    "grouping",
+    "distance",
+    "geolocation",
+}
+_CLAUSE_END = {
+    "from",
+    "where",
+    "order",
+    "limit",
+    "group",
+    "having",
+    "offset",
+    "for",
+    "with",
+    "using",
+    "update",
+    "all",
+}
+_DATE_LITERALS = {
+    "today",
+    "yesterday",
+    "tomorrow",
+    "this_week",
+    "last_week",
+    "next_week",
+    "this_month",
+    "last_month",
+    "next_month",
+    "this_year",
+    "last_year",
+    "next_year",
+    "last_90_days",
+    "next_90_days",
+    "this_quarter",
+    "last_quarter",
+    "next_quarter",
+}
 
 
 class _Parser:
@@ -175,8 +223,9 @@ class _Parser:
             while True:
                 t = self.peek()
                 if t.text == "(":
-                    raise _Unsupported("subquery", _where(self.text, t.pos)
-                                       + "parent-to-child subqueries are not supported")
+                    raise _Unsupported(
+                        "subquery", _where(self.text, t.pos) + "parent-to-child subqueries are not supported"
+                    )
                 if t.kind != "ident":
                     self.fail(t, f"unexpected token: '{t.text or '<end of query>'}'")
                 low = t.text.lower()
@@ -186,8 +235,9 @@ class _Parser:
                     if low == "fields":
                         raise _Unsupported("fields", _where(self.text, t.pos) + "FIELDS() is not supported")
                     if low in _AGGREGATES:
-                        raise _Unsupported("aggregate", _where(self.text, t.pos)
-                                           + f"function {t.text}() is not supported")
+                        raise _Unsupported(
+                            "aggregate", _where(self.text, t.pos) + f"function {t.text}() is not supported"
+                        )
                     self.fail(t, f"unknown function {t.text}()")
                 if low in _CLAUSE_END and not fields:
                     self.fail(t, f"unexpected token: '{t.text}'")
@@ -205,7 +255,9 @@ class _Parser:
         if "." in obj.text:
             self.fail(obj, f"unexpected token: '{obj.text}'")
         if self.peek().kind == "ident" and self.peek().text.lower() not in _CLAUSE_END:
-            raise _Unsupported("alias", _where(self.text, self.peek().pos) + "object aliases are not supported")
+            raise _Unsupported(
+                "alias", _where(self.text, self.peek().pos) + "object aliases are not supported"
+            )
         where = None
         order: list[OrderItem] = []
         limit = None
@@ -217,16 +269,18 @@ class _Parser:
             self.next()
             where = self.parse_or()
         if self.is_kw("group") or self.is_kw("having"):
-            raise _Unsupported("group by", _where(self.text, self.peek().pos)
-                               + "GROUP BY / HAVING are not supported")
+            raise _Unsupported(
+                "group by", _where(self.text, self.peek().pos) + "GROUP BY / HAVING are not supported"
+            )
         if self.is_kw("order"):
             self.next()
             self.expect_kw("by")
             while True:
                 t = self.expect("ident")
                 if self.peek().text == "(":
-                    raise _Unsupported("aggregate", _where(self.text, t.pos) + "functions in ORDER BY are "
-                                       "not supported")
+                    raise _Unsupported(
+                        "aggregate", _where(self.text, t.pos) + "functions in ORDER BY are not supported"
+                    )
                 desc = False
                 nulls_last: bool | None = None
                 if self.is_kw("asc"):
@@ -254,8 +308,10 @@ class _Parser:
         if self.is_kw("offset"):
             raise _Unsupported("offset", _where(self.text, self.peek().pos) + "OFFSET is not supported")
         if self.is_kw("for") or self.is_kw("update") or self.is_kw("all"):
-            raise _Unsupported("for", _where(self.text, self.peek().pos) + f"{self.peek().text.upper()} clauses "
-                               "are not supported")
+            raise _Unsupported(
+                "for",
+                _where(self.text, self.peek().pos) + f"{self.peek().text.upper()} clauses are not supported",
+            )
         t = self.peek()
         if t.kind != "eof":
             self.fail(t, f"unexpected token: '{t.text}'")
@@ -292,8 +348,9 @@ class _Parser:
             self.fail(t, f"unexpected token: '{t.text or '<end of query>'}'")
         self.next()
         if self.peek().text == "(":
-            raise _Unsupported("function", _where(self.text, t.pos) + f"functions in WHERE ({t.text}()) are not "
-                               "supported")
+            raise _Unsupported(
+                "function", _where(self.text, t.pos) + f"functions in WHERE ({t.text}()) are not supported"
+            )
         path = tuple(t.text.split("."))
         op_tok = self.peek()
         if op_tok.kind == "op":
@@ -308,8 +365,11 @@ class _Parser:
             self.i += 1 if low == "in" else 2
             self.expect("punct", "(")
             if self.is_kw("select"):
-                raise _Unsupported("semi-join", _where(self.text, self.peek().pos)
-                                   + "semi-join and anti-join subqueries are not supported")
+                raise _Unsupported(
+                    "semi-join",
+                    _where(self.text, self.peek().pos)
+                    + "semi-join and anti-join subqueries are not supported",
+                )
             vals = [self.parse_lit()]
             while self.peek().text == ",":
                 self.next()
@@ -360,8 +420,10 @@ class _Parser:
             if low == "null":
                 return Lit("null", None, t.pos)
             if low in _DATE_LITERALS:
-                raise _Unsupported("date literal", _where(self.text, t.pos)
-                                   + f"date literal {t.text} is not supported by this emulator")
+                raise _Unsupported(
+                    "date literal",
+                    _where(self.text, t.pos) + f"date literal {t.text} is not supported by this emulator",
+                )
         self.fail(t, f"unexpected token: '{t.text or '<end of query>'}', expecting a value")
         raise AssertionError  # pragma: no cover
 
@@ -430,6 +492,7 @@ class Query:
     rel_ids: dict[tuple[str, ...], tuple[int, str | None]] = field(default_factory=dict)
     transform: Callable | None = None  # SQL row -> output row
     schema_version: int = 0
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # render plans
 
     @property
     def width(self) -> int:
@@ -450,8 +513,10 @@ class _Resolver:
 
     def err_field(self, pos: int, name: str, obj: str) -> SalesforceError:
         return SalesforceError(
-            400, "INVALID_FIELD",
-            _where(self.text, pos) + f"No such column '{name}' on entity '{obj}'. If you are attempting to use a "
+            400,
+            "INVALID_FIELD",
+            _where(self.text, pos)
+            + f"No such column '{name}' on entity '{obj}'. If you are attempting to use a "
             "custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL "
             "or the describe call for the appropriate names.",
         )
@@ -464,21 +529,30 @@ class _Resolver:
         rel_prefixes: list[tuple[tuple[str, ...], str, str | None]] = []
         parts = list(path)
         # a path may be qualified with the object name: "Account.Name" FROM Account
-        if len(parts) > 1 and parts[0].lower() == self.base.name.lower() and not self.base.relationship(parts[0]):
+        if (
+            len(parts) > 1
+            and parts[0].lower() == self.base.name.lower()
+            and not self.base.relationship(parts[0])
+        ):
             parts = parts[1:]
         for depth, part in enumerate(parts[:-1]):
             if len(alias_targets) != 1:
-                raise _Unsupported("polymorphic", _where(self.text, pos) + f"paths through the polymorphic "
-                                   f"relationship '{canon[-1]}' are not supported")
+                raise _Unsupported(
+                    "polymorphic",
+                    _where(self.text, pos) + f"paths through the polymorphic "
+                    f"relationship '{canon[-1]}' are not supported",
+                )
             alias, obj = alias_targets[0]
             ref = obj.relationship(part)
             if ref is None:
                 raise SalesforceError(
-                    400, "INVALID_FIELD",
+                    400,
+                    "INVALID_FIELD",
                     _where(self.text, pos) + f"Didn't understand relationship '{part}' in field path. If you "
                     "are attempting to use a custom relationship, be sure to append the '__r' after the custom "
                     "relationship name. Please reference your WSDL or the describe call for the appropriate "
-                    "names.")
+                    "names.",
+                )
             canon.append(ref.relationship_name or part)
             key = (alias, ref.relationship_name.lower() if ref.relationship_name else part.lower())
             if key not in self.join_map:
@@ -524,9 +598,26 @@ def _leaf_expr(found) -> str:
     return exprs[0] if len(exprs) == 1 else "coalesce(" + ", ".join(exprs) + ")"
 
 
-ADDRESS_KEYS = ("street", "city", "state", "postalCode", "country", "latitude", "longitude", "geocodeAccuracy")
-ADDRESS_SUFFIXES = ("Street", "City", "State", "PostalCode", "Country", "Latitude", "Longitude",
-                    "GeocodeAccuracy")
+ADDRESS_KEYS = (
+    "street",
+    "city",
+    "state",
+    "postalCode",
+    "country",
+    "latitude",
+    "longitude",
+    "geocodeAccuracy",
+)
+ADDRESS_SUFFIXES = (
+    "Street",
+    "City",
+    "State",
+    "PostalCode",
+    "Country",
+    "Latitude",
+    "Longitude",
+    "GeocodeAccuracy",
+)
 
 
 def compound_components(obj: ObjectDef, f: FieldDef) -> list[tuple[str, FieldDef]]:
@@ -536,7 +627,10 @@ def compound_components(obj: ObjectDef, f: FieldDef) -> list[tuple[str, FieldDef
         pairs = [(k, obj.field(prefix + s)) for k, s in zip(ADDRESS_KEYS, ADDRESS_SUFFIXES, strict=True)]
     else:
         base = f.name[:-3]
-        pairs = [("latitude", obj.field(f"{base}__Latitude__s")), ("longitude", obj.field(f"{base}__Longitude__s"))]
+        pairs = [
+            ("latitude", obj.field(f"{base}__Latitude__s")),
+            ("longitude", obj.field(f"{base}__Longitude__s")),
+        ]
     out = [(k, c) for k, c in pairs if c is not None]
     return sorted(out, key=lambda kc: kc[0])
 
@@ -544,29 +638,53 @@ def compound_components(obj: ObjectDef, f: FieldDef) -> list[tuple[str, FieldDef
 BULK_FEATURES = {"subquery", "fields", "typeof", "aggregate", "offset", "group by"}
 
 
-def compile_query(objects: dict[str, ObjectDef], text: str, *, include_deleted: bool = False,
-                  for_bulk: bool = False) -> Query:
-    """Compile SOQL against ``objects`` (lower-case name -> ObjectDef). See :class:`Query`."""
+def compile_query(
+    objects: dict[str, ObjectDef],
+    text: str,
+    *,
+    include_deleted: bool = False,
+    for_bulk: bool = False,
+    restricted: bool = True,
+) -> Query:
+    """Compile SOQL against ``objects`` (lower-case name -> ObjectDef). See :class:`Query`.
+    ``restricted=False`` (internal use: record retrieval) lifts per-object query restrictions."""
     try:
         sel = _Parser(text).parse()
-        return _compile(objects, text, sel, include_deleted, for_bulk)
+        return _compile(objects, text, sel, include_deleted, for_bulk, restricted)
     except _Unsupported as exc:
         if for_bulk and exc.feature in BULK_FEATURES:
-            raise SalesforceError(400, "FUNCTIONALITY_NOT_ENABLED",
-                                  exc.message.split("\n", 1)[-1] + " in Bulk API 2.0 queries") from None
+            raise SalesforceError(
+                400, "FUNCTIONALITY_NOT_ENABLED", exc.message.split("\n", 1)[-1] + " in Bulk API 2.0 queries"
+            ) from None
         raise malformed(exc.message + " by this emulator") from None
 
 
-def _compile(objects: dict[str, ObjectDef], text: str, sel: Select, include_deleted: bool,
-             for_bulk: bool) -> Query:
+def _compile(
+    objects: dict[str, ObjectDef], text: str, sel: Select, include_deleted: bool, for_bulk: bool, restricted: bool
+) -> Query:
     obj = objects.get(sel.sobject.lower())
     if obj is None or not obj.queryable:
         raise invalid_type(sel.sobject)
     if for_bulk and not obj.bulk_supported:
         raise SalesforceError(400, "INVALIDENTITY", f"Entity '{obj.name}' is not supported by the Bulk API.")
+    if restricted and obj.name == "ContentDocumentLink" and not _has_id_filter(
+        sel.where, ("contentdocumentid", "linkedentityid")
+    ):
+        raise malformed(
+            "Implementation restriction: ContentDocumentLink requires a filter by a single Id on "
+            "ContentDocumentId or LinkedEntityId using the equals operator or multiple Id's using the "
+            "IN operator."
+        )
     r = _Resolver(objects, obj, text)
-    q = Query(text=text, object_name=obj.name, columns=[], is_count=sel.is_count, limit=sel.limit,
-              include_deleted=include_deleted, for_bulk=for_bulk)
+    q = Query(
+        text=text,
+        object_name=obj.name,
+        columns=[],
+        is_count=sel.is_count,
+        limit=sel.limit,
+        include_deleted=include_deleted,
+        for_bulk=for_bulk,
+    )
     select: list[str] = []
     kinds: list[tuple[str, object]] = []  # per visible column: ("plain"|"bool"|"compound", extra)
     seen: set[str] = set()
@@ -580,11 +698,13 @@ def _compile(objects: dict[str, ObjectDef], text: str, sel: Select, include_dele
         for prefix, id_expr, static in rels:
             rel_prefix_ids.setdefault(prefix, (id_expr, static))
         if for_bulk and fdef.type in COMPOUND_TYPES:
-            raise SalesforceError(400, "FUNCTIONALITY_NOT_ENABLED",
-                                  "Selecting compound data not supported in Bulk Query")
+            raise SalesforceError(
+                400, "FUNCTIONALITY_NOT_ENABLED", "Selecting compound data not supported in Bulk Query"
+            )
         if for_bulk and fdef.type == "base64":
-            raise SalesforceError(400, "FUNCTIONALITY_NOT_ENABLED",
-                                  f"Binary field '{fdef.name}' is not supported in Bulk Query")
+            raise SalesforceError(
+                400, "FUNCTIONALITY_NOT_ENABLED", f"Binary field '{fdef.name}' is not supported in Bulk Query"
+            )
         q.columns.append(Column(name, fdef.type, canon))
         if fdef.type in COMPOUND_TYPES:
             if len(found) != 1:
@@ -611,16 +731,24 @@ def _compile(objects: dict[str, ObjectDef], text: str, sel: Select, include_dele
     where_parts: list[str] = []
     if obj.has("IsDeleted") and not include_deleted:
         where_parts.append('t."IsDeleted" = 0')
+    if obj.has("IsArchived") and obj.name in ("Task", "Event") and not include_deleted:
+        where_parts.append('t."IsArchived" = 0')  # archived activities: queryAll only
     params: list = []
     if sel.where is not None:
         where_parts.append(_where_sql(r, sel.where, params, text))
     order: list[tuple[str, bool, bool]] = []
     for item in sel.order:
         canon, fdef, found, _ = r.resolve(item.path, item.pos)
-        if fdef.type in COMPOUND_TYPES or fdef.type == "base64" or (
-                fdef.type in ("textarea", "multipicklist") and fdef.length > 255):
-            raise SalesforceError(400, "INVALID_FIELD", _where(text, item.pos)
-                                  + f"field '{fdef.name}' can not be sorted in a query call")
+        if (
+            fdef.type in COMPOUND_TYPES
+            or fdef.type == "base64"
+            or (fdef.type in ("textarea", "multipicklist") and fdef.length > 255)
+        ):
+            raise SalesforceError(
+                400,
+                "INVALID_FIELD",
+                _where(text, item.pos) + f"field '{fdef.name}' can not be sorted in a query call",
+            )
         expr = _leaf_expr(found)
         if fdef.type in STRING_TYPES:
             expr += " COLLATE NOCASE"
@@ -638,6 +766,15 @@ def _compile(objects: dict[str, ObjectDef], text: str, sel: Select, include_dele
     q.order = order
     q.transform = _make_transform(kinds, visible_sql)
     return q
+
+
+def _has_id_filter(node, names: tuple[str, ...]) -> bool:
+    """True if ``node`` (top level, or a term of a top-level AND) is ``= id`` / ``IN (ids)`` on ``names``."""
+    if isinstance(node, Cond):
+        return len(node.path) == 1 and node.path[0].lower() in names and node.op in ("=", "IN")
+    if isinstance(node, BoolOp) and node.op == "AND":
+        return any(_has_id_filter(a, names) for a in node.args)
+    return False
 
 
 def _make_transform(kinds: list[tuple[str, object]], visible_sql: int) -> Callable | None:
@@ -673,38 +810,64 @@ def _convert(r: _Resolver, fdef: FieldDef, lit: Lit, text: str, name: str):
         return None
     if t in ("id", "reference"):
         if k != "string":
-            raise SalesforceError(400, "INVALID_FIELD", where + f"value of filter criterion for field '{name}' "
-                                  "must be of type id and should be enclosed in quotes")
+            raise SalesforceError(
+                400,
+                "INVALID_FIELD",
+                where + f"value of filter criterion for field '{name}' "
+                "must be of type id and should be enclosed in quotes",
+            )
         s = _unescape_like(lit.value)  # type: ignore[arg-type]
         try:
             return normalize_id(s)
         except ValueError:
-            raise SalesforceError(400, "INVALID_QUERY_FILTER_OPERATOR", where + f"invalid ID field: {s}") from None
+            raise SalesforceError(
+                400, "INVALID_QUERY_FILTER_OPERATOR", where + f"invalid ID field: {s}"
+            ) from None
     if t in STRING_TYPES or t in ("anyType", "json"):
         if k != "string":
-            raise SalesforceError(400, "INVALID_FIELD", where + f"value of filter criterion for field '{name}' "
-                                  "must be of type string and should be enclosed in quotes")
+            raise SalesforceError(
+                400,
+                "INVALID_FIELD",
+                where + f"value of filter criterion for field '{name}' "
+                "must be of type string and should be enclosed in quotes",
+            )
         return _unescape_like(lit.value)  # type: ignore[arg-type]
     if t == "boolean":
         if k != "bool":
-            raise SalesforceError(400, "INVALID_FIELD", where + f"value of filter criterion for field '{name}' "
-                                  "must be of type boolean and should not be enclosed in quotes")
+            raise SalesforceError(
+                400,
+                "INVALID_FIELD",
+                where + f"value of filter criterion for field '{name}' "
+                "must be of type boolean and should not be enclosed in quotes",
+            )
         return 1 if lit.value else 0
     if t in NUMBER_TYPES:
         if k != "number":
-            raise SalesforceError(400, "INVALID_FIELD", where + f"value of filter criterion for field '{name}' "
-                                  f"must be of type {'double' if t != 'int' else 'integer'} and should not be "
-                                  "enclosed in quotes")
+            raise SalesforceError(
+                400,
+                "INVALID_FIELD",
+                where + f"value of filter criterion for field '{name}' "
+                f"must be of type {'double' if t != 'int' else 'integer'} and should not be "
+                "enclosed in quotes",
+            )
         return lit.value
     if t == "date":
         if k != "date":
-            raise SalesforceError(400, "INVALID_FIELD", where + f"value of filter criterion for field '{name}' "
-                                  "must be of type date and should not be enclosed in quotes")
+            raise SalesforceError(
+                400,
+                "INVALID_FIELD",
+                where + f"value of filter criterion for field '{name}' "
+                "must be of type date and should not be enclosed in quotes",
+            )
         return lit.value
     if t == "datetime":
         if k != "datetime":
-            raise SalesforceError(400, "INVALID_FIELD", where + f"value of filter criterion for field '{name}' "
-                                  "must be of type dateTime and should not be enclosed in quotes")
+            raise SalesforceError(
+                400,
+                "INVALID_FIELD",
+                where + f"value of filter criterion for field '{name}' "
+                "must be of type dateTime and should not be enclosed in quotes",
+            )
         return lit.value
     raise SalesforceError(400, "INVALID_FIELD", where + f"field '{name}' can not be filtered in a query call")
 
@@ -718,10 +881,16 @@ def _where_sql(r: _Resolver, node, params: list, text: str) -> str:
     assert isinstance(node, Cond)
     canon, fdef, found, _ = r.resolve(node.path, node.pos)
     name = ".".join(canon)
-    if fdef.type in COMPOUND_TYPES or fdef.type == "base64" or (
-            fdef.type == "textarea" and fdef.length > 255):
-        raise SalesforceError(400, "INVALID_FIELD", _where(text, node.pos)
-                              + f"field '{fdef.name}' can not be filtered in a query call")
+    if (
+        fdef.type in COMPOUND_TYPES
+        or fdef.type == "base64"
+        or (fdef.type == "textarea" and fdef.length > 255)
+    ):
+        raise SalesforceError(
+            400,
+            "INVALID_FIELD",
+            _where(text, node.pos) + f"field '{fdef.name}' can not be filtered in a query call",
+        )
     expr = _leaf_expr(found)
     coll = " COLLATE NOCASE" if fdef.type in STRING_TYPES else ""
     op = node.op
@@ -753,12 +922,17 @@ def _where_sql(r: _Resolver, node, params: list, text: str) -> str:
         raise malformed(_where(text, lit.pos) + f"operator {op} cannot be used with null")
     if op == "LIKE":
         if fdef.type not in STRING_TYPES:
-            raise SalesforceError(400, "INVALID_FIELD", _where(text, node.pos)
-                                  + f"invalid operator on {fdef.type} field: LIKE")
+            raise SalesforceError(
+                400, "INVALID_FIELD", _where(text, node.pos) + f"invalid operator on {fdef.type} field: LIKE"
+            )
         if lit.kind != "string":
-            raise SalesforceError(400, "INVALID_FIELD", _where(text, lit.pos)
-                                  + f"value of filter criterion for field '{name}' must be of type string and "
-                                  "should be enclosed in quotes")
+            raise SalesforceError(
+                400,
+                "INVALID_FIELD",
+                _where(text, lit.pos)
+                + f"value of filter criterion for field '{name}' must be of type string and "
+                "should be enclosed in quotes",
+            )
         params.append(lit.value)
         return f"{expr} LIKE ? ESCAPE '\\'"
     value = _convert(r, fdef, lit, text, name)

@@ -97,27 +97,33 @@ def fresh_emulator(jwt_private_key: str) -> Iterator[Callable[..., Any]]:
             server.stop()
 
 
-def login_for(emu: Any, auth: AuthMethod | str, private_pem: str, name: str = "emulated") -> tuple[
-    OrgConnection, dict[str, str]
-]:
+def login_for(
+    emu: Any, auth: AuthMethod | str, private_pem: str, name: str = "emulated"
+) -> tuple[OrgConnection, dict[str, str]]:
     """The connection and credentials for ``auth`` against ``emu`` (see ``emulator_login``)."""
     facts = emu.facts
     method = AuthMethod(auth)
     creds: dict[str, str] = {
-        AuthMethod.JWT: {"consumer_key": facts.client_id, "username": facts.username, "private_key": private_pem},
+        AuthMethod.JWT: {
+            "consumer_key": facts.client_id,
+            "username": facts.username,
+            "private_key": private_pem,
+        },
         AuthMethod.CLIENT_CREDENTIALS: {"client_id": facts.client_id, "client_secret": facts.client_secret},
         AuthMethod.REFRESH_TOKEN: {"client_id": facts.client_id, "refresh_token": facts.refresh_token},
         AuthMethod.PASSWORD: {"username": facts.username, "password": facts.password},
     }[method]
-    conn = OrgConnection(name=name, instance_url=facts.instance_url, login_url=facts.login_url, auth_method=method)
+    conn = OrgConnection(
+        name=name, instance_url=facts.instance_url, login_url=facts.login_url, auth_method=method
+    )
     return conn, SecretDict(creds)
 
 
 @pytest.fixture
 def emulator_login(jwt_private_key: str) -> Callable[..., tuple[OrgConnection, dict[str, str]]]:
-    def make(emu: Any, auth: AuthMethod | str = AuthMethod.CLIENT_CREDENTIALS, name: str = "emulated") -> tuple[
-        OrgConnection, dict[str, str]
-    ]:
+    def make(
+        emu: Any, auth: AuthMethod | str = AuthMethod.CLIENT_CREDENTIALS, name: str = "emulated"
+    ) -> tuple[OrgConnection, dict[str, str]]:
         return login_for(emu, auth, jwt_private_key, name)
 
     return make

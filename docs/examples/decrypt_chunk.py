@@ -2,6 +2,7 @@
 Usage: python decrypt_chunk.py CHUNK.ovc DATA_KEY_HEX   -> one JSON record per line.
 Get the data key from the header's wrapped_key: with AWS, kms.decrypt(KeyId=header["key_ref"],
 CiphertextBlob=b64decode(header["wrapped_key"]), EncryptionContext=header["context"])["Plaintext"]."""
+
 import base64
 import json
 import struct
@@ -21,9 +22,14 @@ def decrypt(sealed: bytes, data_key: bytes) -> bytes:
     segments = [body[i : i + size] for i in range(0, len(body), size)]
     aes = AESGCM(data_key)  # nonce = 7-byte prefix | segment index u32 BE | 1 if last segment else 0
     plain = b"".join(
-        aes.decrypt(prefix + struct.pack(">IB", i, i == len(segments) - 1), seg, aad) for i, seg in enumerate(segments)
+        aes.decrypt(prefix + struct.pack(">IB", i, i == len(segments) - 1), seg, aad)
+        for i, seg in enumerate(segments)
     )
-    return zstandard.ZstdDecompressor().decompressobj().decompress(plain) if header["compression"] == "zstd" else plain
+    return (
+        zstandard.ZstdDecompressor().decompressobj().decompress(plain)
+        if header["compression"] == "zstd"
+        else plain
+    )
 
 
 if __name__ == "__main__":

@@ -141,6 +141,7 @@ class BackupWorkflow(Construct):
                 max_concurrency=map_concurrency,
                 result_path=sfn.JsonPath.DISCARD,
                 map_execution_type=sfn.StateMachineType.STANDARD,
+                tolerated_failure_percentage=0,  # one failed object fails the Map → MarkFailed
             )
         else:
             objects = sfn.Map(

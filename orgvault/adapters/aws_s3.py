@@ -99,6 +99,35 @@ class S3ObjectStore:
         self.part_size = part_size
         self._client = client if client is not None else make_client("s3")
 
+    @classmethod
+    def configured(
+        cls,
+        bucket: str,
+        *,
+        kms_key_id: str = "",
+        lock_mode: str = "",
+        lock_days: str | int = "",
+        client: Any = None,
+    ) -> S3ObjectStore:
+        """Build from deployment values as text (``ORGVAULT_VAULT_KMS_KEY``, ``ORGVAULT_LOCK_MODE``,
+        ``ORGVAULT_LOCK_DAYS``): empty means off. Bad values raise ``ConfigError`` naming them."""
+        policy = None
+        if lock_mode:
+            try:
+                mode = LockMode(str(lock_mode).upper())
+            except ValueError:
+                raise ConfigError(
+                    f"ORGVAULT_LOCK_MODE must be GOVERNANCE or COMPLIANCE, not {lock_mode!r}"
+                ) from None
+            try:
+                days = int(lock_days)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"ORGVAULT_LOCK_DAYS must be a whole number of days, not {lock_days!r}"
+                ) from None
+            policy = ObjectLockPolicy(mode, days)
+        return cls(bucket, client=client, kms_key_id=kms_key_id or None, object_lock=policy)
+
     def __repr__(self) -> str:
         return f"S3ObjectStore(bucket={self.bucket!r}, prefix={self.prefix!r})"
 
@@ -157,17 +186,22 @@ class S3ObjectStore:
             part_size
         ) if part_size else None
 
-    def _same_content(self, key: str, full_key: str, digest_of: dict[int | None, str]) -> bool:
-        """Does the stored object hold the bytes whose checksums (per part layout) are ``digest_of``?"""
+    def _same_content(
+        self, key: str, full_key: str, *, whole: str, composite: tuple[int, str] | None = None
+    ) -> bool:
+        """Does the stored object hold the bytes whose full SHA-256 is ``whole`` (and, written in
+        parts of ``composite[0]`` bytes, whose composite checksum is ``composite[1]``)?"""
         head = self._head(full_key, key)
         stored, part_size = self._stored_checksum(head)
-        if stored and part_size in digest_of:
-            return stored == digest_of[part_size]
-        # Different layout (or no checksum): hash the stored bytes.
+        if stored and part_size is None:
+            return stored == whole
+        if stored and composite is not None and part_size == composite[0]:
+            return stored == composite[1]
+        # Another part layout (or no checksum): hash the stored bytes.
         hasher = hashlib.sha256()
         for block in self.get_stream(key):
             hasher.update(block)
-        return base64.b64encode(hasher.digest()).decode("ascii") == digest_of.get(-1)
+        return base64.b64encode(hasher.digest()).decode("ascii") == whole
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -188,7 +222,7 @@ class S3ObjectStore:
                 raise self._translate(exc, "PutObject", key) from exc
         except TRANSPORT_ERRORS as exc:
             raise self._translate(exc, "PutObject", key) from exc
-        if not self._same_content(key, full_key, {None: checksum, -1: checksum}):
+        if not self._same_content(key, full_key, whole=checksum):
             raise ObjectExists(f"{key!r} already exists with different content; vault objects are write-once")
 
     def put_stream(self, key: str, parts: Iterable[bytes]) -> int:
@@ -268,11 +302,9 @@ class S3ObjectStore:
                 "ConditionalRequestConflict",
             }:
                 # Lost a race with another writer of the same key.
-                expected = {
-                    self.part_size: _composite(digests),
-                    -1: base64.b64encode(whole.digest()).decode(),
-                }
-                if self._same_content(key, full_key, expected):
+                whole_b64 = base64.b64encode(whole.digest()).decode("ascii")
+                composite = (self.part_size, _composite(digests))
+                if self._same_content(key, full_key, whole=whole_b64, composite=composite):
                     return size
                 raise ObjectExists(
                     f"{key!r} already exists with different content; vault objects are write-once"
@@ -292,10 +324,10 @@ class S3ObjectStore:
             digests.append(hashlib.sha256(part).digest())
             whole.update(part)
             size += len(part)
-        expected = {self.part_size: _composite(digests), -1: base64.b64encode(whole.digest()).decode()}
-        if len(digests) == 1:
-            expected[None] = expected[-1]
-        if not self._same_content(key, full_key, expected):
+        whole_b64 = base64.b64encode(whole.digest()).decode("ascii")
+        if not self._same_content(
+            key, full_key, whole=whole_b64, composite=(self.part_size, _composite(digests))
+        ):
             raise ObjectExists(f"{key!r} already exists with different content; vault objects are write-once")
         return size
 

@@ -113,7 +113,7 @@ class SecretsManagerSecretStore:
     def name(self, org: str) -> str:
         return self.name_template.format(org=org)
 
-    def _translate(self, exc: Exception, action: str, org: str) -> Exception:
+    def _translate(self, exc: BaseException, action: str, org: str) -> Exception:
         name = self.name(org)
         if isinstance(exc, ClientError):
             code = error_code(exc)
@@ -172,7 +172,7 @@ class SecretsManagerSecretStore:
             ) from None
         except GetParameterError as exc:
             cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, (ClientError, *TRANSPORT_ERRORS)):
+            if cause is not None and isinstance(cause, (ClientError, *TRANSPORT_ERRORS)):
                 raise self._translate(cause, "GetSecretValue", org) from None
             raise SecretsUnavailable(f"cannot read secret {self.name(org)}") from None
         if not isinstance(value, dict):

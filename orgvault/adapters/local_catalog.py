@@ -84,7 +84,9 @@ def _to_jsonable(value: Any) -> Any:
 
 def encode(obj: Any) -> str:
     """JSON text of a domain dataclass (fields by name)."""
-    return json.dumps({f.name: _to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}, sort_keys=True)
+    return json.dumps(
+        {f.name: _to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}, sort_keys=True
+    )
 
 
 def _from_jsonable(hint: Any, value: Any) -> Any:
@@ -139,7 +141,9 @@ class SqliteCatalog:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -209,7 +213,9 @@ class SqliteCatalog:
     def get_org(self, name: str) -> OrgConnection:
         rows = self._query("SELECT data FROM orgs WHERE name = ?", (name,))
         if not rows:
-            raise UnknownOrg(f"no connected org named {name!r}; see `orgvault org list` or add it with `orgvault org add`")
+            raise UnknownOrg(
+                f"no connected org named {name!r}; see `orgvault org list` or add it with `orgvault org add`"
+            )
         return decode(OrgConnection, rows[0][0])
 
     def list_orgs(self) -> list[OrgConnection]:
@@ -221,12 +227,16 @@ class SqliteCatalog:
 
     # --- lock -----------------------------------------------------------------------------------
 
-    def acquire_lock(self, org: str, owner: str, *, now: datetime, ttl_seconds: int, force: bool = False) -> Lock:
+    def acquire_lock(
+        self, org: str, owner: str, *, now: datetime, ttl_seconds: int, force: bool = False
+    ) -> Lock:
         from datetime import timedelta
 
         lock = Lock(org=org, owner=owner, acquired_at=now, expires_at=now + timedelta(seconds=ttl_seconds))
         with self._tx() as conn:
-            row = conn.execute("SELECT owner, acquired_at, expires_at FROM locks WHERE org = ?", (org,)).fetchone()
+            row = conn.execute(
+                "SELECT owner, acquired_at, expires_at FROM locks WHERE org = ?", (org,)
+            ).fetchone()
             if row is not None and not force and row[0] != owner:
                 expires = datetime.fromisoformat(row[2])
                 if expires > (now if now.tzinfo else now.replace(tzinfo=UTC)):
@@ -295,7 +305,11 @@ class SqliteCatalog:
         """Add the chunk and store the checkpoint in one transaction. The same chunk again: no-op
         (the checkpoint is not moved back). Another chunk at the same (org, run, object, seq):
         ``IntegrityError``, and nothing changes."""
-        if (checkpoint.org, checkpoint.run_id, checkpoint.object_name) != (chunk.org, chunk.run_id, chunk.object_name):
+        if (checkpoint.org, checkpoint.run_id, checkpoint.object_name) != (
+            chunk.org,
+            chunk.run_id,
+            chunk.object_name,
+        ):
             raise ValueError("the checkpoint must belong to the chunk's org, run and object")
         data = encode(chunk)
         with self._tx() as conn:
@@ -319,7 +333,8 @@ class SqliteCatalog:
     def list_chunks(self, org: str, run_id: str, object_name: str | None = None) -> list[ChunkRecord]:
         if object_name is None:
             rows = self._query(
-                "SELECT data FROM chunks WHERE org = ? AND run_id = ? ORDER BY object_name, seq", (org, run_id)
+                "SELECT data FROM chunks WHERE org = ? AND run_id = ? ORDER BY object_name, seq",
+                (org, run_id),
             )
         else:
             rows = self._query(
@@ -352,9 +367,14 @@ class SqliteCatalog:
             row = conn.execute("SELECT snapshot_id FROM heads WHERE org = ?", (snapshot.org,)).fetchone()
             head = row[0] if row else None
             existing = conn.execute(
-                "SELECT data FROM snapshots WHERE org = ? AND snapshot_id = ?", (snapshot.org, snapshot.snapshot_id)
+                "SELECT data FROM snapshots WHERE org = ? AND snapshot_id = ?",
+                (snapshot.org, snapshot.snapshot_id),
             ).fetchone()
-            if head == snapshot.snapshot_id and existing is not None and decode(SnapshotRecord, existing[0]) == snapshot:
+            if (
+                head == snapshot.snapshot_id
+                and existing is not None
+                and decode(SnapshotRecord, existing[0]) == snapshot
+            ):
                 return  # the same commit again
             if head != expected_head:
                 raise ConcurrentCommit(
@@ -368,13 +388,16 @@ class SqliteCatalog:
                 (snapshot.org, snapshot.snapshot_id, _iso(snapshot.created_at), encode(snapshot)),
             )
             conn.execute(
-                "INSERT OR REPLACE INTO heads (org, snapshot_id) VALUES (?, ?)", (snapshot.org, snapshot.snapshot_id)
+                "INSERT OR REPLACE INTO heads (org, snapshot_id) VALUES (?, ?)",
+                (snapshot.org, snapshot.snapshot_id),
             )
 
     def get_snapshot(self, org: str, snapshot_id: str) -> SnapshotRecord:
         rows = self._query("SELECT data FROM snapshots WHERE org = ? AND snapshot_id = ?", (org, snapshot_id))
         if not rows:
-            raise SnapshotNotFound(f"no committed snapshot {snapshot_id} for org {org}; see `orgvault snapshots {org}`")
+            raise SnapshotNotFound(
+                f"no committed snapshot {snapshot_id} for org {org}; see `orgvault snapshots {org}`"
+            )
         return decode(SnapshotRecord, rows[0][0])
 
     def head_snapshot(self, org: str) -> SnapshotRecord | None:
@@ -386,6 +409,7 @@ class SqliteCatalog:
         return decode(SnapshotRecord, rows[0][0]) if rows else None
 
     def list_snapshots(self, org: str) -> list[SnapshotRecord]:
-        rows = self._query("SELECT data FROM snapshots WHERE org = ? ORDER BY created_at, snapshot_id", (org,))
+        rows = self._query(
+            "SELECT data FROM snapshots WHERE org = ? ORDER BY created_at, snapshot_id", (org,)
+        )
         return [decode(SnapshotRecord, r[0]) for r in rows]
-

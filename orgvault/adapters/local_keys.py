@@ -49,16 +49,22 @@ def master_key_from_base64(text: str) -> bytes:
     try:
         key = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigError("the master key is not valid base64 (make one with: openssl rand -base64 32)") from None
+        raise ConfigError(
+            "the master key is not valid base64 (make one with: openssl rand -base64 32)"
+        ) from None
     if len(key) != 32:
-        raise ConfigError(f"the master key must be 32 bytes, got {len(key)} (make one with: openssl rand -base64 32)")
+        raise ConfigError(
+            f"the master key must be 32 bytes, got {len(key)} (make one with: openssl rand -base64 32)"
+        )
     return key
 
 
 class LocalKeyProvider:
     """Per-org keys derived from versioned local master keys. Thread-safe."""
 
-    def __init__(self, key_file: str | os.PathLike[str] | None = None, *, master_key: bytes | None = None) -> None:
+    def __init__(
+        self, key_file: str | os.PathLike[str] | None = None, *, master_key: bytes | None = None
+    ) -> None:
         if (key_file is None) == (master_key is None):
             raise ConfigError("give exactly one of a key file or a master key")
         self.key_file = Path(key_file) if key_file is not None else None
@@ -175,9 +181,9 @@ class LocalKeyProvider:
                 f"master key version {version} is not in {self.key_file or 'the given master key'}; "
                 "restore the key file that wrote this data"
             )
-        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"orgvault/org-key/v1/" + org.encode()).derive(
-            master
-        )
+        return HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"orgvault/org-key/v1/" + org.encode()
+        ).derive(master)
 
     @staticmethod
     def _aad(key_ref: str, context: Mapping[str, str]) -> bytes:
@@ -189,12 +195,18 @@ class LocalKeyProvider:
         plaintext = os.urandom(32)
         nonce = os.urandom(12)
         sealed = AESGCM(self._wrap_key(version, org)).encrypt(nonce, plaintext, self._aad(key_ref, context))
-        return DataKey(plaintext=plaintext, wrapped=_WRAP_HEAD.pack(WRAP_MAGIC, version) + nonce + sealed, key_ref=key_ref)
+        return DataKey(
+            plaintext=plaintext,
+            wrapped=_WRAP_HEAD.pack(WRAP_MAGIC, version) + nonce + sealed,
+            key_ref=key_ref,
+        )
 
     def decrypt_data_key(self, key_ref: str, wrapped: bytes, context: Mapping[str, str]) -> bytes:
         key_ref, org = self._org(key_ref, context)
         if len(wrapped) != _WRAP_HEAD.size + 12 + 48 or wrapped[:4] != WRAP_MAGIC:
-            raise KeyUnavailable("the wrapped data key is not a local orgvault key (wrong provider or corrupted)")
+            raise KeyUnavailable(
+                "the wrapped data key is not a local orgvault key (wrong provider or corrupted)"
+            )
         _, version = _WRAP_HEAD.unpack_from(wrapped)
         nonce = wrapped[_WRAP_HEAD.size : _WRAP_HEAD.size + 12]
         try:

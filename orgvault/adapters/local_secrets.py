@@ -77,7 +77,9 @@ class LocalSecretStore:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise CredentialsNotFound(f"no stored Salesforce credentials for org {org}; run `orgvault org add`") from None
+            raise CredentialsNotFound(
+                f"no stored Salesforce credentials for org {org}; run `orgvault org add`"
+            ) from None
         ctx = secret_context(org)
         what = f"credentials of org {org}"
 

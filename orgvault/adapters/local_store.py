@@ -86,7 +86,9 @@ class FilesystemObjectStore:
                 os.link(tmp, final)
             except FileExistsError:
                 if _file_sha256(final) != digest.hexdigest():
-                    raise ObjectExists(f"{key} already exists with different content (objects are write-once)") from None
+                    raise ObjectExists(
+                        f"{key} already exists with different content (objects are write-once)"
+                    ) from None
                 return size
             self._fsync_dir(final.parent)
             return size

@@ -66,12 +66,12 @@ from simple_salesforce import Salesforce
 from simple_salesforce.util import getUniqueElementValueFromXmlString
 
 from orgvault.domain.models import AuthMethod, OrgConnection
-from orgvault.domain.plan import BULK_UNSUPPORTED, soql
+from orgvault.domain.plan import BULK_UNSUPPORTED, FILTER_REQUIRED, soql
 from orgvault.domain.records import (
     COMPOUND_TYPES,
     CsvRowMapper,
     FieldSpec,
-    canonical_from_rest,
+    RestRecordMapper,
     field_specs,
 )
 from orgvault.errors import (
@@ -94,6 +94,7 @@ _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _ID_RE = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _LIMIT_RE = re.compile(r"api-usage=(\d+)/(\d+)")
 CURSOR_VERSION = 1
+FILTER_BATCH = 200  # parent ids per query of a filter-required object (keeps the GET URL short)
 
 # Transport failures worth a retry: refused/reset connections, time-outs, bodies cut short.
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
@@ -112,6 +113,10 @@ class _Truncated(Exception):
     """A response body ended early or did not parse as a whole: read it again."""
 
 
+_BODY_RETRY: tuple[type[BaseException], ...] = (_Truncated, *_TRANSPORT_ERRORS)
+_UNREADABLE: tuple[type[BaseException], ...] = (ValueError, *_TRANSPORT_ERRORS)
+
+
 # --- transport ---------------------------------------------------------------------------------
 
 
@@ -124,7 +129,9 @@ def check_url(url: str, what: str) -> str:
         return f"https://{parsed.netloc}"
     if parsed.scheme == "http" and host in LOOPBACK_HOSTS:
         return f"http://{parsed.netloc}"
-    raise ConfigError(f"{what} must be an https:// URL (http:// only for a local emulator on a loopback host)")
+    raise ConfigError(
+        f"{what} must be an https:// URL (http:// only for a local emulator on a loopback host)"
+    )
 
 
 class Tls12Adapter(HTTPAdapter):
@@ -184,7 +191,9 @@ def translate_error(status: int, error_code: str, message: str, *, bulk: bool = 
     if code == "REQUEST_LIMIT_EXCEEDED":
         return ApiBudgetExhausted(f"{text} — the org's daily API allowance is used up; the run resumes later")
     if code in ("INVALID_QUERY_LOCATOR", "INVALIDLOCATOR", "INVALID_LOCATOR"):
-        return QueryLocatorExpired(f"{text} — the query cursor expired; restart the object from its checkpoint")
+        return QueryLocatorExpired(
+            f"{text} — the query cursor expired; restart the object from its checkpoint"
+        )
     if status == 401 or code in ("INVALID_SESSION_ID", "INVALID_AUTH_HEADER"):
         return SalesforceAuthError(f"{text} — the session was refused; check the org's credentials")
     if status >= 500 or code in ("SERVER_UNAVAILABLE", "QUERY_TIMEOUT"):
@@ -195,7 +204,9 @@ def translate_error(status: int, error_code: str, message: str, *, bulk: bool = 
         or (code == "API_ERROR" and "not supported" in low)
         or "not supported" in low
     ):
-        return BulkNotSupported(f"{text} — read this object through REST instead", error_code=code, status=status)
+        return BulkNotSupported(
+            f"{text} — read this object through REST instead", error_code=code, status=status
+        )
     return SalesforceRequestError(text, error_code=code, status=status)
 
 
@@ -203,7 +214,8 @@ def translate_error(status: int, error_code: str, message: str, *, bulk: bool = 
 
 
 class SimpleSalesforceSource:
-    """Read access to one org (see the module docstring for the contract).
+    """Read access to one org (see the module docstring for the contract). Not thread-safe: use
+    one instance per thread (they may share a ``session``).
 
     ``session``: an optional ``requests.Session`` (e.g. one that trusts the emulator's CA); one is
     built when none is given. ``rest_batch_size`` is sent as the ``Sforce-Query-Options`` batch-size
@@ -220,7 +232,7 @@ class SimpleSalesforceSource:
         max_attempts: int = 5,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
-        bulk_page_records: int = 50_000,
+        bulk_page_records: int = 10_000,
         bulk_poll_seconds: float = 5.0,
         rest_batch_size: int | None = 2000,
         timeout: float = 120.0,
@@ -235,7 +247,12 @@ class SimpleSalesforceSource:
         self._instance = check_url(connection.instance_url, "instance URL")
         self._login_url = check_url(connection.login_url or connection.instance_url, "login URL")
         self._creds = {k: str(v) for k, v in credentials.items() if v is not None}
-        self._auth = AuthMethod(connection.auth_method)
+        try:
+            self._auth = AuthMethod(connection.auth_method)
+        except ValueError:
+            raise ConfigError(
+                f"unknown auth method {connection.auth_method!r} (use {', '.join(m.value for m in AuthMethod)})"
+            ) from None
         self._version = str(connection.api_version or "59.0").lstrip("v")
         self._session = session or requests.Session()
         _mount_transport(self._session, [self._instance, self._login_url], own=session is None)
@@ -300,7 +317,9 @@ class SimpleSalesforceSource:
         body = self._json("GET", f"{self.data_url}/sobjects")
         objects = body.get("sobjects") if isinstance(body, Mapping) else None
         if not isinstance(objects, list):
-            raise SalesforceRequestError("describeGlobal answer has no 'sobjects' list", error_code="MALFORMED")
+            raise SalesforceRequestError(
+                "describeGlobal answer has no 'sobjects' list", error_code="MALFORMED"
+            )
         return objects
 
     def describe(self, object_name: str) -> ObjectSchema:
@@ -354,7 +373,9 @@ class SimpleSalesforceSource:
         except ValueError as exc:
             raise SalesforceRequestError(str(exc), error_code="INVALID_FIELD") from None
         if not specs:
-            raise SalesforceRequestError(f"no readable fields selected for {schema.name}", error_code="INVALID_FIELD")
+            raise SalesforceRequestError(
+                f"no readable fields selected for {schema.name}", error_code="INVALID_FIELD"
+            )
         query = soql(schema.name, [n for n, _ in specs], where)
         base = {
             "v": CURSOR_VERSION,
@@ -362,6 +383,18 @@ class SimpleSalesforceSource:
             "fields": [list(s) for s in specs],
             "all": include_deleted,
         }
+        if strategy == "rest" and schema.name.lower() in FILTER_REQUIRED:
+            parent, key = FILTER_REQUIRED[schema.name.lower()]
+            _check_name(key, "field")
+            return {
+                **base,
+                "kind": "filtered",
+                "key": key,
+                "where": where,
+                "parent": {"soql": f"SELECT Id FROM {parent}", "next": None, "done": False},
+                "pending": [],
+                "inner": None,
+            }
         if strategy == "rest":
             return {**base, "kind": "rest", "soql": query, "next": None}
         if strategy != "bulk":
@@ -389,14 +422,20 @@ class SimpleSalesforceSource:
         )
         job_id = str(job.get("id") or "") if isinstance(job, Mapping) else ""
         if not _ID_RE.match(job_id):
-            raise SalesforceRequestError("Bulk job creation answered without a job id", error_code="MALFORMED")
+            raise SalesforceRequestError(
+                "Bulk job creation answered without a job id", error_code="MALFORMED"
+            )
         return {**base, "kind": "bulk", "job": job_id, "ready": False, "locator": None}
 
     def read_page(self, cursor: dict[str, Any]) -> RecordPage:
-        if cursor.get("v") != CURSOR_VERSION or cursor.get("kind") not in ("rest", "bulk"):
-            raise SalesforceRequestError("unknown read cursor (written by another version?)", error_code="CURSOR")
+        if cursor.get("v") != CURSOR_VERSION or cursor.get("kind") not in ("rest", "bulk", "filtered"):
+            raise SalesforceRequestError(
+                "unknown read cursor (written by another version?)", error_code="CURSOR"
+            )
         if cursor["kind"] == "rest":
             return self._rest_page(cursor)
+        if cursor["kind"] == "filtered":
+            return self._filtered_page(cursor)
         return self._bulk_page(cursor)
 
     def download(self, object_name: str, record_id: str, field: str) -> Iterator[bytes]:
@@ -413,27 +452,89 @@ class SimpleSalesforceSource:
 
     def _rest_page(self, cursor: dict[str, Any]) -> RecordPage:
         specs: list[FieldSpec] = [(n, t) for n, t in cursor["fields"]]
-        headers = {"Sforce-Query-Options": f"batchSize={self.rest_batch_size}"} if self.rest_batch_size else {}
+        headers = (
+            {"Sforce-Query-Options": f"batchSize={self.rest_batch_size}"} if self.rest_batch_size else {}
+        )
         if cursor.get("next"):
             nxt = str(cursor["next"])
             if not nxt.startswith("/services/"):
-                raise SalesforceRequestError("nextRecordsUrl is not a Salesforce path", error_code="MALFORMED")
+                raise SalesforceRequestError(
+                    "nextRecordsUrl is not a Salesforce path", error_code="MALFORMED"
+                )
             body = self._json("GET", f"{self._instance}{nxt}", headers=headers)
         else:
             endpoint = "queryAll" if cursor.get("all", True) else "query"
-            body = self._json("GET", f"{self.data_url}/{endpoint}", params={"q": cursor["soql"]}, headers=headers)
+            body = self._json(
+                "GET", f"{self.data_url}/{endpoint}", params={"q": cursor["soql"]}, headers=headers
+            )
         if not isinstance(body, Mapping) or not isinstance(body.get("records"), list):
             raise SalesforceRequestError("query answer has no 'records' list", error_code="MALFORMED")
         try:
-            records = [canonical_from_rest(r, specs) for r in body["records"]]
+            mapper = RestRecordMapper(specs)
+            records = [mapper(r) for r in body["records"]]
         except ValueError as exc:
             raise SalesforceRequestError(f"{cursor['object']}: {exc}", error_code="MALFORMED") from None
         if body.get("done", True):
             return RecordPage(records=records, cursor=None)
         next_url = body.get("nextRecordsUrl")
         if not next_url:
-            raise SalesforceRequestError("query answer says not done but has no nextRecordsUrl", error_code="MALFORMED")
+            raise SalesforceRequestError(
+                "query answer says not done but has no nextRecordsUrl", error_code="MALFORMED"
+            )
         return RecordPage(records=records, cursor={**cursor, "next": str(next_url)})
+
+    def _filtered_page(self, cursor: dict[str, Any]) -> RecordPage:
+        """An object that must be filtered by parent id: page through the parent's ids (REST
+        queryAll), query the object for up to ``FILTER_BATCH`` of them at a time. The cursor holds
+        the parent's position, the ids not yet queried and the current inner REST cursor, so a
+        replayed cursor reads the same page again."""
+        inner = cursor.get("inner")
+        pending: list[str] = list(cursor.get("pending") or [])
+        parent = dict(cursor["parent"])
+        if not inner and not pending and not parent.get("done"):
+            parent_cursor = {
+                "v": CURSOR_VERSION,
+                "kind": "rest",
+                "object": parent["soql"].rsplit(" ", 1)[-1],
+                "fields": [["Id", "id"]],
+                "all": cursor.get("all", True),
+                "soql": parent["soql"],
+                "next": parent.get("next"),
+            }
+            page = self._rest_page(parent_cursor)
+            pending = [str(r["Id"]) for r in page.records if r.get("Id")]
+            if not all(_ID_RE.match(i) for i in pending):
+                raise SalesforceRequestError("parent query returned a malformed id", error_code="MALFORMED")
+            parent = {
+                **parent,
+                "next": page.cursor["next"] if page.cursor else None,
+                "done": page.cursor is None,
+            }
+        if not inner and pending:
+            batch, pending = pending[:FILTER_BATCH], pending[FILTER_BATCH:]
+            ids = ", ".join(f"'{i}'" for i in batch)
+            where = f"{cursor['key']} IN ({ids})"
+            if cursor.get("where"):
+                where = f"{where} AND ({cursor['where']})"
+            names = [n for n, _ in cursor["fields"]]
+            inner = {
+                "v": CURSOR_VERSION,
+                "kind": "rest",
+                "object": cursor["object"],
+                "fields": cursor["fields"],
+                "all": cursor.get("all", True),
+                "soql": soql(cursor["object"], names, where),
+                "next": None,
+            }
+        records: list[dict[str, Any]] = []
+        if inner:
+            page = self._rest_page(inner)
+            records, inner = page.records, page.cursor
+        if not inner and not pending and parent.get("done"):
+            return RecordPage(records=records, cursor=None)
+        return RecordPage(
+            records=records, cursor={**cursor, "parent": parent, "pending": pending, "inner": inner}
+        )
 
     def _bulk_page(self, cursor: dict[str, Any]) -> RecordPage:
         try:
@@ -472,23 +573,29 @@ class SimpleSalesforceSource:
         attempt = 0
         while True:
             attempt += 1
-            resp = self._request("GET", url, params=params, stream=True, bulk=True, headers={"Accept": "text/csv"})
+            resp = self._request(
+                "GET", url, params=params, stream=True, bulk=True, headers={"Accept": "text/csv"}
+            )
             try:
                 records = self._parse_csv(resp, specs, cursor["object"])
                 locator = resp.headers.get("Sforce-Locator")
                 break
-            except (_Truncated, *_TRANSPORT_ERRORS) as exc:
+            except _BODY_RETRY as exc:
                 if attempt >= self.max_attempts:
                     raise SalesforceUnavailable(
                         f"Bulk results for {cursor['object']} kept breaking off ({type(exc).__name__}); "
                         "try again later"
                     ) from None
-                log.warning("bulk results for %s cut short (%s); retrying", cursor["object"], type(exc).__name__)
+                log.warning(
+                    "bulk results for %s cut short (%s); retrying", cursor["object"], type(exc).__name__
+                )
                 self._backoff(attempt)
             finally:
                 resp.close()
         if locator is None:
-            raise SalesforceRequestError("Bulk results lack the Sforce-Locator header", error_code="MALFORMED")
+            raise SalesforceRequestError(
+                "Bulk results lack the Sforce-Locator header", error_code="MALFORMED"
+            )
         if locator in ("", "null"):
             return RecordPage(records=records, cursor=None)
         return RecordPage(records=records, cursor={**cursor, "locator": locator})
@@ -642,7 +749,9 @@ class SimpleSalesforceSource:
                 raise SalesforceUnavailable(f"the Salesforce login endpoint answered {resp.status_code}")
             return resp
 
-    def _oauth(self, url: str, data: dict[str, str], *, basic: tuple[str, str] | None = None) -> tuple[str, str, str]:
+    def _oauth(
+        self, url: str, data: dict[str, str], *, basic: tuple[str, str] | None = None
+    ) -> tuple[str, str, str]:
         resp = self._login_post(url, data=data, auth=basic, headers={"Accept": "application/json"})
         try:
             body = resp.json()
@@ -756,7 +865,13 @@ class SimpleSalesforceSource:
                 hdrs.update(headers)
             try:
                 resp = self._session.request(
-                    method, url, params=params, json=json_body, headers=hdrs, stream=stream, timeout=self.timeout
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    headers=hdrs,
+                    stream=stream,
+                    timeout=self.timeout,
                 )
             except requests.exceptions.SSLError:
                 raise _tls_error(url) from None
@@ -773,7 +888,7 @@ class SimpleSalesforceSource:
                 return resp
             try:
                 body: Any = resp.json()
-            except (ValueError, *_TRANSPORT_ERRORS):
+            except _UNREADABLE:
                 body = resp.text if not stream else ""
             finally:
                 resp.close()
@@ -786,7 +901,9 @@ class SimpleSalesforceSource:
             error = translate_error(resp.status_code, code, _scrub(message, self._secrets()), bulk=bulk)
             retry = isinstance(error, SalesforceUnavailable) and code.upper() != "QUERY_TIMEOUT"
             if retry and attempt < self.max_attempts:
-                log.warning("Salesforce %s %s answered %s %s; retrying", method, _path(url), resp.status_code, code)
+                log.warning(
+                    "Salesforce %s %s answered %s %s; retrying", method, _path(url), resp.status_code, code
+                )
                 self._backoff(attempt)
                 continue
             raise error
@@ -799,7 +916,7 @@ class SimpleSalesforceSource:
             resp = self._request(method, url, **kwargs)
             try:
                 return json.loads(resp.content)
-            except (ValueError, *_TRANSPORT_ERRORS) as exc:
+            except _UNREADABLE as exc:
                 if attempt >= self.max_attempts:
                     raise SalesforceRequestError(
                         f"Salesforce sent a malformed answer to {method} {_path(url)} ({type(exc).__name__})",

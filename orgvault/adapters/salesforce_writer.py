@@ -148,6 +148,9 @@ class SalesforceWriter:
     def existing_ids(self, object_name: str, ids: list[str]) -> set[str]:
         _check_name(object_name, "object")
         found: set[str] = set()
+        if object_name == "ContentDocumentLink":
+            # Salesforce refuses to query links by Id; links are checked by document and parent instead
+            return found
         uniq = sorted({i[:15] for i in ids if i})
         for i in range(0, len(uniq), 300):
             part = uniq[i : i + 300]

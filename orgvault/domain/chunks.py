@@ -33,8 +33,12 @@ ZSTD_LEVEL = 3
 TOMBSTONE_FIELDS = ("Id", "deletedDate")
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_COMPRESS_BATCH = 256 * 1024  # rows are handed to zstd in batches (one C call per batch, not per row)
+
+
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return _ENCODE(value).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,11 @@ class ChunkBuilder:
     """
 
     def __init__(
-        self, *, max_bytes: int = DEFAULT_MAX_BYTES, max_records: int = DEFAULT_MAX_RECORDS, level: int = ZSTD_LEVEL
+        self,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        level: int = ZSTD_LEVEL,
     ) -> None:
         if max_bytes < 1 or max_records < 1:
             raise ValueError("chunk bounds must be positive")
@@ -79,6 +87,8 @@ class ChunkBuilder:
     def _reset(self) -> None:
         self._fields: tuple[str, ...] | None = None
         self._out = bytearray()
+        self._batch: list[bytes] = []
+        self._batch_bytes = 0
         self._comp: Any = None
         self._records = 0
         self._plain = 0
@@ -111,7 +121,11 @@ class ChunkBuilder:
             self._plain += len(head)
             first = record.get("Id")
             self._first_id = first if isinstance(first, str) else ""
-        self._out += self._comp.compress(row)
+        self._batch.append(row)
+        self._batch_bytes += len(row)
+        if self._batch_bytes >= _COMPRESS_BATCH:
+            self._out += self._comp.compress(b"".join(self._batch))
+            self._batch, self._batch_bytes = [], 0
         self._plain += len(row)
         self._records += 1
         last = record.get("Id")
@@ -122,6 +136,8 @@ class ChunkBuilder:
         if not self._records:
             return None
         assert self._fields is not None
+        if self._batch:
+            self._out += self._comp.compress(b"".join(self._batch))
         self._out += self._comp.flush()
         chunk = EncodedChunk(
             payload=bytes(self._out),
@@ -168,18 +184,8 @@ def tombstone(record_id: str, deleted_date: str | None = None) -> dict[str, Any]
     return {"Id": record_id, "deletedDate": deleted_date}
 
 
-def _lines(payload: bytes) -> Iterator[bytes]:
-    reader = zstandard.ZstdDecompressor().stream_reader(payload, read_across_frames=True)
-    buf = b""
-    while True:
-        block = reader.read(1 << 20)
-        if not block:
-            break
-        buf += block
-        *complete, buf = buf.split(b"\n")
-        yield from complete
-    if buf:
-        yield buf
+def _decompress(payload: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().decompressobj().decompress(payload)
 
 
 def decode_chunk(payload: bytes) -> Iterator[dict[str, Any]]:
@@ -188,27 +194,31 @@ def decode_chunk(payload: bytes) -> Iterator[dict[str, Any]]:
     Raises ``UnknownFormatVersion`` for a newer payload version and ``IntegrityError`` for a payload
     that does not decode (sealed payloads are authenticated first, so this means a writer bug)."""
     try:
-        lines = _lines(payload)
-        head_line = next(lines, None)
-        if head_line is None:
+        text = _decompress(payload)
+        head_line, _, body = text.partition(b"\n")
+        if not head_line:
             raise IntegrityError("chunk payload is empty")
         head = json.loads(head_line)
-        if head.get("format") != PAYLOAD_FORMAT:
+        if not isinstance(head, dict) or head.get("format") != PAYLOAD_FORMAT:
             raise IntegrityError("chunk payload has an unknown format")
         if head.get("v") != PAYLOAD_VERSION:
-            raise UnknownFormatVersion(f"chunk payload version {head.get('v')!r}; upgrade orgvault to read it")
+            raise UnknownFormatVersion(
+                f"chunk payload version {head.get('v')!r}; upgrade orgvault to read it"
+            )
         fields = head["fields"]
-        for line in lines:
-            values = json.loads(line)
-            if len(values) != len(fields):
-                raise IntegrityError("chunk row does not match its field list")
-            yield dict(zip(fields, values, strict=True))
+        # JSON text never holds a raw newline, so the rows parse as one array: one call, not one per row.
+        body = body.rstrip(b"\n")
+        rows = json.loads(b"[" + body.replace(b"\n", b",") + b"]") if body else []
+        width = len(fields)
+        if any(not isinstance(row, list) or len(row) != width for row in rows):
+            raise IntegrityError("chunk row does not match its field list")
     except (zstandard.ZstdError, ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"chunk payload does not decode: {type(exc).__name__}") from exc
+    for row in rows:
+        yield dict(zip(fields, row, strict=True))
 
 
 def chunk_fields(payload: bytes) -> tuple[str, ...]:
     """The field list from a chunk payload's header line."""
-    lines = _lines(payload)
-    head = json.loads(next(lines, b"{}") or b"{}")
-    return tuple(head.get("fields", ()))
+    head_line, _, _ = _decompress(payload).partition(b"\n")
+    return tuple(json.loads(head_line or b"{}").get("fields", ()))

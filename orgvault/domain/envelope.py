@@ -94,7 +94,9 @@ class EnvelopeHeader:
     compression: Compression = Compression.NONE
     segment_size: int = DEFAULT_SEGMENT_SIZE
     version: int = FORMAT_VERSION
-    _encoded: bytes = field(default=b"", repr=False, compare=False)
+    # The exact preamble bytes when parsed from storage (authenticated as stored, never re-encoded).
+    # Not an init argument, so ``dataclasses.replace`` yields a header that encodes itself afresh.
+    _encoded: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -158,8 +160,8 @@ def parse_preamble(data: bytes) -> tuple[EnvelopeHeader, int]:
             compression=Compression(obj["compression"]),
             segment_size=int(obj["segment_size"]),
             version=version,
-            _encoded=bytes(data[:end]),
         )
+        object.__setattr__(header, "_encoded", bytes(data[:end]))
     except (ValueError, KeyError, TypeError) as exc:
         raise EnvelopeError("malformed envelope header", reason=Reason.NOT_AN_ENVELOPE) from exc
     if len(header.nonce_prefix) != NONCE_PREFIX_SIZE or not 1 <= header.segment_size <= MAX_SEGMENT_SIZE:
@@ -218,7 +220,9 @@ def open_segments(
     yield _open_one(aes, nonce_prefix, index, True, bytes(buf), aad, label)
 
 
-def _open_one(aes: AESGCM, prefix: bytes, index: int, final: bool, sealed: bytes, aad: bytes, label: str) -> bytes:
+def _open_one(
+    aes: AESGCM, prefix: bytes, index: int, final: bool, sealed: bytes, aad: bytes, label: str
+) -> bytes:
     try:
         return aes.decrypt(_nonce(prefix, index, final), sealed, aad)
     except InvalidTag:
@@ -263,7 +267,9 @@ def open_envelope(data: bytes, resolve_key: KeyResolver, *, what: str = "") -> t
     key = resolve_key(header)
     body = memoryview(data)[start:]
     plain = b"".join(
-        open_segments(key, header.preamble(), header.nonce_prefix, header.segment_size, [bytes(body)], what=what)
+        open_segments(
+            key, header.preamble(), header.nonce_prefix, header.segment_size, [bytes(body)], what=what
+        )
     )
     return header, plain
 

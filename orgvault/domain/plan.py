@@ -31,7 +31,9 @@ formula values are as of the record's last change.
 
 Strategy: Bulk API 2.0 unless the object is known to be refused by Bulk (``BULK_UNSUPPORTED``:
 Attachment, the picklist-status objects, ...); any other refusal is handled at run time by
-falling back to REST (``BulkNotSupported``). ``fields_hash`` is a hash of the selected fields and
+falling back to REST (``BulkNotSupported``). Objects Salesforce only queries with a parent-id
+filter (``FILTER_REQUIRED``: ContentDocumentLink, filtered on ContentDocumentId) are read through
+REST by the source in batches of parent ids; nothing changes for the caller. ``fields_hash`` is a hash of the selected fields and
 file fields with their types, order-independent: a change means the object's schema changed and
 an incremental must re-read it in full.
 """
@@ -88,8 +90,16 @@ BULK_UNSUPPORTED = frozenset(
         "DeclinedEventRelation",
         "UndecidedEventRelation",
         "EventRelation",
+        "ContentDocumentLink",  # needs a parent-id filter: read through REST in batches of ids
     )
 )
+
+# Objects Salesforce only lets you query with a filter on a parent id ("Implementation restriction:
+# ContentDocumentLink requires a filter by a single Id on ContentDocumentId or LinkedEntityId"):
+# name → (parent object, filter field). The source reads them in batches of parent ids (REST).
+FILTER_REQUIRED: dict[str, tuple[str, str]] = {
+    "contentdocumentlink": ("ContentDocument", "ContentDocumentId"),
+}
 
 # (suffix, rule description) — case-sensitive suffixes as Salesforce spells them.
 _SUFFIX_RULES: tuple[tuple[str, str], ...] = (
@@ -244,8 +254,10 @@ def plan_object(entry: Mapping[str, Any], schema: ObjectSchema) -> ObjectPlan | 
     selected.remove(id_field)
     selected.insert(0, id_field)
     names = {n.lower() for n, _ in selected}
-    watermark = "SystemModstamp" if "systemmodstamp" in names else (
-        "LastModifiedDate" if "lastmodifieddate" in names else None
+    watermark = (
+        "SystemModstamp"
+        if "systemmodstamp" in names
+        else ("LastModifiedDate" if "lastmodifieddate" in names else None)
     )
     strategy = Strategy.REST if name.lower() in BULK_UNSUPPORTED else Strategy.BULK
     return ObjectPlan(

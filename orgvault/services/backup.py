@@ -27,6 +27,7 @@ Contracts:
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -47,7 +48,7 @@ from orgvault.domain.models import (
     RunStatus,
     SnapshotRecord,
 )
-from orgvault.domain.plan import PlanSettings, SkipReason
+from orgvault.domain.plan import PlanSettings, SkipReason, Strategy
 from orgvault.errors import (
     ApiBudgetExhausted,
     BulkNotSupported,
@@ -63,6 +64,10 @@ from orgvault.settings import BackupSettings
 
 RECYCLE_BIN_DAYS = 15
 MAX_READ_RESTARTS = 3
+# Objects Salesforce refuses to query without an Id filter on a parent ("Implementation restriction"):
+# read them as batches of ``fk IN (parent ids)`` over all parent ids, always in full (small objects).
+FILTERED_READS: dict[str, tuple[str, str]] = {"contentdocumentlink": ("ContentDocumentId", "ContentDocument")}
+FILTER_BATCH = 200
 SourceFactory = Callable[[OrgConnection], SalesforceSource]
 
 
@@ -114,6 +119,7 @@ class StepResult:
     plain_bytes: int = 0
     stored_bytes: int = 0
     api_calls: int = 0
+    checkpoint: Checkpoint | None = field(default=None, repr=False)  # as committed at the end of the step
 
 
 @dataclass(frozen=True)
@@ -324,6 +330,7 @@ class BackupService:
                 and prev.get("fields_hash") == p.fields_hash
                 and prev.get("watermark")
                 and "SystemModstamp" in p.fields
+                and p.name.lower() not in FILTERED_READS
             ):
                 wm = sf_datetime(prev["watermark"])
                 mode = "delta"
@@ -341,6 +348,7 @@ class BackupService:
                 "reconcile": do_reconcile,
                 "base_from_seq": 0,
                 "prev_watermark": prev.get("watermark") if prev else None,
+                "bulk_strategy": p.strategy,  # for the (large) id reconciliation read
             }
             self.catalog.put_checkpoint(
                 Checkpoint(
@@ -348,7 +356,8 @@ class BackupService:
                     run_id=run_id,
                     object_name=p.name,
                     state=ObjectState.PENDING,
-                    strategy=p.strategy,
+                    # a delta is small: REST answers at once (Bulk costs a job, a poll and a wait)
+                    strategy=Strategy.REST.value if mode == "delta" else p.strategy,
                     cursor=cursor,
                     next_seq=0,
                     records=0,
@@ -397,12 +406,22 @@ class BackupService:
         return since + 1 >= every
 
     # --- extract -----------------------------------------------------------------------------
-    def extract_step(self, org: str, run_id: str, object_name: str, *, time_budget_s: float | None = None) -> StepResult:
+    def extract_step(
+        self,
+        org: str,
+        run_id: str,
+        object_name: str,
+        *,
+        time_budget_s: float | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> StepResult:
         """Continue ``object_name`` from its checkpoint for about ``time_budget_s`` seconds.
-        Idempotent after a crash: it restarts from the last committed checkpoint."""
+        Idempotent after a crash: it restarts from the last committed checkpoint. ``checkpoint``:
+        the caller's copy of the latest committed checkpoint (the in-process driver passes
+        ``StepResult.checkpoint`` back); ``None`` reads it from the catalog (Step Functions)."""
         budget = self.settings.step_seconds if time_budget_s is None else time_budget_s
         deadline = time.monotonic() + budget
-        cp = self._checkpoint(org, run_id, object_name)
+        cp = checkpoint if checkpoint is not None else self._checkpoint(org, run_id, object_name)
         calls0 = self.api_calls(org)
         stats = _StepStats()
         status, wait = StepStatus.DONE, 0.0
@@ -418,7 +437,9 @@ class BackupService:
                     self.catalog.put_checkpoint(cp)
                     status = StepStatus.DONE
                     break
-                if phase is Phase.RECORDS:
+                if phase is Phase.RECORDS and object_name.lower() in FILTERED_READS:
+                    cp, status, wait = self._read_filtered(conn, run_id, cp, deadline, stats)
+                elif phase is Phase.RECORDS:
                     cp, status, wait = self._read_records(conn, run_id, cp, deadline, stats)
                 else:
                     cp, status, wait = self._read_ids(conn, run_id, cp, deadline, stats)
@@ -436,6 +457,7 @@ class BackupService:
             plain_bytes=stats.plain_bytes,
             stored_bytes=stats.stored_bytes,
             api_calls=self.api_calls(org) - calls0,
+            checkpoint=cp,
         )
 
     def _checkpoint(self, org: str, run_id: str, object_name: str) -> Checkpoint:
@@ -452,10 +474,12 @@ class BackupService:
             self._schemas[key] = schema
         return schema
 
-    def _start_read(self, conn: OrgConnection, cp: Checkpoint, *, fields: list[str], where: str | None) -> Checkpoint:
+    def _start_read(
+        self, conn: OrgConnection, cp: Checkpoint, *, fields: list[str], where: str | None, strategy: str | None = None
+    ) -> Checkpoint:
         src = self.source(conn.name)
         schema = self._describe(conn.name, cp.object_name)
-        strategy = cp.strategy or "rest"
+        strategy = strategy or cp.strategy or "rest"
         try:
             cursor = src.start_read(schema, fields, strategy=strategy, where=where, include_deleted=True)
         except BulkNotSupported:
@@ -536,6 +560,65 @@ class BackupService:
                 if time.monotonic() >= deadline:
                     return cp, StepStatus.MORE, 0.0
 
+    def _read_filtered(
+        self, conn: OrgConnection, run_id: str, cp: Checkpoint, deadline: float, stats: _StepStats
+    ) -> tuple[Checkpoint, StepStatus, float]:
+        """A full read of an object that must be filtered by parent ids: page through the parent's
+        Ids (REST, replayable cursors) and, per batch of ``FILTER_BATCH`` of them, read the object
+        ``WHERE fk IN (...)``. The checkpoint holds the parent page cursor, the batch index and the
+        child cursor, and moves only at child page boundaries, like any other read."""
+        org = conn.name
+        src = self.source(org)
+        fk, parent_name = FILTERED_READS[cp.object_name.lower()]
+        fields = list(cp.cursor["fields"])
+        buf = _Buffer()
+        watermark = cp.watermark
+        cached: tuple[str, list[str], dict[str, Any] | None] | None = None
+        while True:
+            parent = cp.cursor.get("parent")
+            if parent is None:
+                first = src.start_read(self._describe(org, parent_name), ["Id"], strategy="rest", include_deleted=True)
+                parent = {"page": first, "batch": 0}
+                cp = replace(cp, strategy="rest", cursor={**cp.cursor, "parent": parent, "read": None})
+                self.catalog.put_checkpoint(cp)
+            key = json.dumps(parent["page"], sort_keys=True)
+            if cached is None or cached[0] != key:
+                page = src.read_page(parent["page"])
+                cached = (key, [r["Id"] for r in page.records], page.cursor)
+            ids, next_page = cached[1], cached[2]
+            start = parent["batch"] * FILTER_BATCH
+            if start >= len(ids):
+                if next_page is None:
+                    cp = replace(cp, cursor={**cp.cursor, "phase": Phase.DONE.value, "parent": None})
+                    cp = self._flush(conn, run_id, cp, ChunkKind.RECORDS, buf, [], None, watermark, stats)
+                    return cp, StepStatus.DONE, 0.0
+                cp = replace(cp, cursor={**cp.cursor, "parent": {"page": next_page, "batch": 0}})
+                continue
+            read_cursor = cp.cursor.get("read")
+            if read_cursor is None:
+                batch = ids[start : start + FILTER_BATCH]
+                where = f"{fk} IN ({', '.join(repr(str(i)) for i in batch)})"
+                read_cursor = src.start_read(
+                    self._describe(org, cp.object_name), fields, strategy="rest", where=where, include_deleted=True
+                )
+            page = src.read_page(read_cursor)
+            for rec in page.records:
+                if rec.get("IsDeleted") is True:
+                    continue
+                buf.add(rec)
+                stamp = rec.get("SystemModstamp")
+                if isinstance(stamp, str) and (watermark is None or stamp > watermark):
+                    watermark = stamp
+            if page.cursor is None:  # this batch is done: the next one starts with a fresh read
+                cp = replace(cp, cursor={**cp.cursor, "parent": {**parent, "batch": parent["batch"] + 1}})
+            if page.cursor is not None or len(buf.records) >= self.settings.chunk_records or time.monotonic() >= deadline:
+                cp = self._flush(conn, run_id, cp, ChunkKind.RECORDS, buf, [], page.cursor, watermark, stats)
+                buf = _Buffer()
+                if time.monotonic() >= deadline:
+                    return cp, StepStatus.MORE, 0.0
+            else:
+                cp = replace(cp, cursor={**cp.cursor, "read": None})
+
     def _flush(
         self,
         conn: OrgConnection,
@@ -612,7 +695,7 @@ class BackupService:
         src = self.source(org)
         if cp.cursor.get("read") is None and not cp.cursor.get("ids_done"):
             id_fields = ["Id", "IsDeleted"] if "IsDeleted" in cp.cursor.get("fields", []) else ["Id"]
-            cp = self._start_read(conn, cp, fields=id_fields, where=None)
+            cp = self._start_read(conn, cp, fields=id_fields, where=None, strategy=cp.cursor.get("bulk_strategy"))
         buf = _Buffer()
         read_cursor: dict[str, Any] | None = cp.cursor["read"]
         while not cp.cursor.get("ids_done"):
@@ -720,14 +803,22 @@ class BackupService:
         ``ApiBudgetExhausted``: the run is PAUSED and the error re-raised with what to do.
         Any other error: the run is FAILED (resumable) and the error re-raised."""
         t0 = time.monotonic()
-        plan = self.start_run(org, full=full)
+        try:
+            plan = self.start_run(org, full=full)
+        except ApiBudgetExhausted as exc:
+            raise ApiBudgetExhausted(
+                f"backup of {org!r} could not start: the API allowance share is used up ({exc}); "
+                f"run `orgvault backup {org}` again later"
+            ) from exc
         totals = _StepStats()
         try:
             for obj in plan.objects:
                 prog = ObjectProgress(obj)
                 o0 = time.monotonic()
+                cp_hint: Checkpoint | None = None
                 while True:
-                    res = self.extract_step(org, plan.run_id, obj)
+                    res = self.extract_step(org, plan.run_id, obj, checkpoint=cp_hint)
+                    cp_hint = res.checkpoint
                     totals.merge(res)
                     prog.records += res.records
                     prog.files += res.files

@@ -111,6 +111,9 @@ def commit_snapshot(
         count = cur.get("live_count")
         if full:
             count = cp.records
+        elif count is None and not by_object.get(cp.object_name) and parent_manifest is not None:
+            entry = parent_manifest.objects.get(cp.object_name)
+            count = entry.records if entry is not None else None  # nothing changed: the parent's count
         updates[cp.object_name] = object_update(
             fields=fields,
             chunks=by_object.get(cp.object_name, []),

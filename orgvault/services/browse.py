@@ -107,7 +107,8 @@ class Snapshots:
         self.stats = LookupStats()
         self._manifests: dict[tuple[str, str], Manifest] = {}
         self._indexes: OrderedDict[str, ri.IdIndex] = OrderedDict()
-        self._chunks: OrderedDict[str, dict[str, Record]] = OrderedDict()
+        self._chunks: OrderedDict[str, bytes] = OrderedDict()
+        self._summaries: dict[str, dict[str, tuple[str, str, int]]] = {}
         self._index_cache = index_cache
         self._chunk_cache = chunk_cache
         self._lock = threading.Lock()
@@ -176,18 +177,23 @@ class Snapshots:
             self.stats.chunk_keys.append(ref.key)
         return self.vault.read_chunk(org, object_name, ref)
 
-    def _chunk_by_id(self, org: str, object_name: str, ref: ChunkRef) -> dict[str, Record]:
+    def _find(self, org: str, object_name: str, ref: ChunkRef, record_id: str) -> Record | None:
+        """One record of a chunk, authenticated; only the rows mentioning the id are parsed. The
+        last few payloads stay in memory (decrypted records never go to disk)."""
         with self._lock:
-            hit = self._chunks.get(ref.key)
-            if hit is not None:
+            payload = self._chunks.get(ref.key)
+            if payload is not None:
                 self._chunks.move_to_end(ref.key)
-                return hit
-        by_id = {ri.id15(r["Id"]): r for r in self.chunk_records(org, object_name, ref) if r.get("Id")}
-        with self._lock:
-            self._chunks[ref.key] = by_id
-            while len(self._chunks) > self._chunk_cache:
-                self._chunks.popitem(last=False)
-        return by_id
+        if payload is None:
+            with self._lock:
+                self.stats.data_chunks_decrypted += 1
+                self.stats.chunk_keys.append(ref.key)
+            payload = ri.decompress_payload(self.vault.read_chunk_payload(org, object_name, ref))
+            with self._lock:
+                self._chunks[ref.key] = payload
+                while len(self._chunks) > self._chunk_cache:
+                    self._chunks.popitem(last=False)
+        return ri.find_in_rows(payload, record_id)
 
     def id_index(self, org: str, key_ref: str, object_name: str, ref: ChunkRef) -> ri.IdIndex:
         """The id index of a chunk: from memory, else from the vault, else built from the chunk
@@ -200,7 +206,7 @@ class Snapshots:
         idx = self._load_index(org, ref)
         if idx is None:
             ids = ri.record_ids(self.chunk_records(org, object_name, ref))
-            idx = ri.IdIndex(ref.sha256, tuple(sorted({ri.id15(i) for i in ids})))
+            idx = ri.IdIndex.of(ref.sha256, ids)
             with self._lock:
                 self.stats.indexes_built += 1
             if self.write_indexes:
@@ -210,6 +216,66 @@ class Snapshots:
             while len(self._indexes) > self._index_cache:
                 self._indexes.popitem(last=False)
         return idx
+
+    def ranges(self, org: str, key_ref: str, entry: ObjectEntry) -> dict[str, tuple[str, str, int]]:
+        """Chunk sha256 -> (min id, max id, count) for every chunk of an object at a snapshot: one
+        small sealed summary object (built from the chunk indexes on first use), so a lookup prunes
+        each layer to the one chunk whose id range holds the id, whatever the read order was."""
+        refs = [c for c in entry.chunks() if c.kind != ChunkKind.IDS]
+        skey = ri.summary_key([c.sha256 for c in refs])
+        with self._lock:
+            hit = self._summaries.get(skey)
+        if hit is not None:
+            return hit
+        raw = self._open_sealed(org, index_key(org, "objects-" + skey), "objects-" + skey)
+        ranges: dict[str, tuple[str, str, int]] | None = None
+        if raw is not None:
+            try:
+                ranges = ri.parse_summary(raw)
+            except ValueError:
+                ranges = None
+        if ranges is None or any(c.sha256 not in ranges for c in refs):
+            ranges = {}
+            for c in refs:
+                idx = self.id_index(org, key_ref, entry.name, c)
+                ranges[c.sha256] = (idx.first(), idx.last(), len(idx)) if len(idx) else ("", "", 0)
+            if self.write_indexes:
+                self._seal_put(org, key_ref, "objects-" + skey, ri.summary_payload(ranges))
+        with self._lock:
+            self._summaries[skey] = ranges
+        return ranges
+
+    def _seal_put(self, org: str, key_ref: str, name: str, payload: bytes) -> None:
+        key = index_key(org, name)
+        if self.vault.store.exists(key):
+            return
+        ctx = index_context(org, name)
+        dk = self.vault.keys.generate_data_key(key_ref, ctx)
+        header = EnvelopeHeader(kind="index", key_ref=dk.key_ref, wrapped_key=dk.wrapped,
+                                nonce_prefix=new_nonce_prefix(), context=ctx, compression=Compression.ZSTD)
+        with contextlib.suppress(ObjectExists):
+            self.vault.store.put(key, seal(dk.plaintext, header, payload))
+
+    def _open_sealed(self, org: str, key: str, name: str) -> bytes | None:
+        try:
+            data = self.vault.store.get(key)
+        except ObjectNotFound:
+            return None
+        expected = index_context(org, name)
+
+        def resolve(header: EnvelopeHeader) -> bytes:
+            if header.kind != "index":
+                raise EnvelopeError(f"{key} is a sealed {header.kind!r}", reason=Reason.MISPLACED)
+            check_context(header, expected, what=key)
+            return self.vault.keys.decrypt_data_key(header.key_ref, header.wrapped_key, dict(expected))
+
+        try:
+            _, plain = open_envelope(data, resolve, what=key)
+        except OrgVaultError:
+            return None
+        with self._lock:
+            self.stats.index_objects_read += 1
+        return plain
 
     def _load_index(self, org: str, ref: ChunkRef) -> ri.IdIndex | None:
         key = index_key(org, ref.sha256)
@@ -236,25 +302,20 @@ class Snapshots:
         return idx if idx.chunk_sha256 == ref.sha256 else None
 
     def store_index(self, org: str, key_ref: str, chunk_sha256: str, ids: list[str]) -> str:
-        """Seal and store the id index of one chunk (idempotent: an existing index is kept).
-        The backup may call this right after writing a chunk, with the chunk's record ids."""
-        key = index_key(org, chunk_sha256)
-        if self.vault.store.exists(key):
-            return key
-        ctx = index_context(org, chunk_sha256)
-        dk = self.vault.keys.generate_data_key(key_ref, ctx)
-        header = EnvelopeHeader(
-            kind="index",
-            key_ref=dk.key_ref,
-            wrapped_key=dk.wrapped,
-            nonce_prefix=new_nonce_prefix(),
-            context=ctx,
-            compression=Compression.ZSTD,
-        )
-        sealed = seal(dk.plaintext, header, ri.index_payload(chunk_sha256, ids))
-        with contextlib.suppress(ObjectExists):  # a concurrent reader stored it first
-            self.vault.store.put(key, sealed)
-        return key
+        """Seal and store the id index of one chunk (idempotent: an existing index is kept)."""
+        return write_chunk_index(self.vault, org, key_ref, chunk_sha256, ids)
+
+    def build_indexes(self, org: str, key_ref: str, snap: SnapshotRecord) -> int:
+        """Make sure every chunk of a snapshot has its id index (after a backup, so that the first
+        lookups are fast too). Returns how many indexes were built."""
+        manifest = self.manifest(snap)
+        built = self.stats.indexes_built
+        for name, ref in manifest.chunk_refs():
+            if ref.kind != ChunkKind.IDS:
+                self.id_index(org, key_ref, name, ref)
+        for entry in manifest.objects.values():
+            self.ranges(org, key_ref, entry)
+        return self.stats.indexes_built - built
 
     # --- reading ------------------------------------------------------------------------------------
 
@@ -291,18 +352,46 @@ class Snapshots:
     def lookup(self, org: str, key_ref: str, manifest: Manifest, object_name: str, record_id: str) -> Lookup:
         """One record at the snapshot, newest layer first, confirmed in the decrypted chunk."""
         e = self.entry(manifest, object_name)
+        ranges = self.ranges(org, key_ref, e)
+        key = ri.id15(record_id)
         for layer in reversed(e.layers):
-            for ref in ri.candidates([c for c in layer.chunks if c.kind != ChunkKind.IDS], record_id):
+            chunks = [c for c in layer.chunks if c.kind != ChunkKind.IDS]
+            chunks = [c for c in chunks if c.sha256 not in ranges
+                      or (ranges[c.sha256][2] and ranges[c.sha256][0] <= key <= ranges[c.sha256][1])]
+            for ref in ri.candidates(chunks, record_id):
                 if record_id not in self.id_index(org, key_ref, e.name, ref):
                     continue
                 if ref.kind == ChunkKind.TOMBSTONES:
                     return Lookup(e.name, record_id, "deleted", chunk_key=ref.key)
-                rec = self._chunk_by_id(org, e.name, ref).get(ri.id15(record_id))
+                rec = self._find(org, e.name, ref, record_id)
                 if rec is not None:
                     return Lookup(e.name, record_id, "live", dict(rec), chunk_key=ref.key)
             if layer.kind == LayerKind.BASE:
                 break
         return Lookup(e.name, record_id, "absent")
+
+
+def write_chunk_index(vault: Vault, org: str, key_ref: str, chunk_sha256: str, ids: list[str]) -> str:
+    """Seal and store the id index of one chunk; idempotent. What the backup calls right after
+    ``Vault.write_chunk`` (it holds the records): ``write_chunk_index(vault, org, key_ref,
+    chunk.sha256, record_index.record_ids(records))``. Returns the index's key."""
+    key = index_key(org, chunk_sha256)
+    if vault.store.exists(key):
+        return key
+    ctx = index_context(org, chunk_sha256)
+    dk = vault.keys.generate_data_key(key_ref, ctx)
+    header = EnvelopeHeader(
+        kind="index",
+        key_ref=dk.key_ref,
+        wrapped_key=dk.wrapped,
+        nonce_prefix=new_nonce_prefix(),
+        context=ctx,
+        compression=Compression.ZSTD,
+    )
+    sealed = seal(dk.plaintext, header, ri.index_payload(chunk_sha256, ids))
+    with contextlib.suppress(ObjectExists):  # a concurrent writer stored it first
+        vault.store.put(key, sealed)
+    return key
 
 
 def _aware(dt: datetime) -> datetime:

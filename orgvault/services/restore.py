@@ -173,7 +173,7 @@ class RestoreService:
         journal: RestoreJournal | None,
         *,
         key_ref: str = "",
-        batch_size: int = 2000,
+        batch_size: int = 10_000,
         hook: Callable[[str, BatchState], None] | None = None,
     ) -> None:
         self.snapshots = snapshots
@@ -187,6 +187,7 @@ class RestoreService:
         self._exists: dict[str, set[str]] = defaultdict(set)
         self._absent: dict[str, set[str]] = defaultdict(set)
         self._backup_fields: dict[str, list[str]] = {}
+        self._job_new_ids: list[str] = []
 
     # --- entry point -------------------------------------------------------------------------------
 
@@ -231,14 +232,15 @@ class RestoreService:
             report.status = JobStatus.COMPLETED
             if state is not None and self.journal is not None:
                 self.journal.status(state, JobStatus.COMPLETED, "done", counts=report.counts())
-        except _Interrupted as exc:
+        except (_Interrupted, ApiBudgetExhausted, SalesforceUnavailable) as exc:
+            cause = exc.cause if isinstance(exc, _Interrupted) else exc
             report.status = JobStatus.PAUSED
             report.message = (
-                f"{exc.cause} — restore job {report.job_id} is paused; run it again with "
+                f"{cause} — restore job {report.job_id} is paused; run it again with "
                 f"`orgvault restore {request.org} --resume {report.job_id}` to continue"
             )
             if state is not None and self.journal is not None:
-                self.journal.status(state, JobStatus.PAUSED, str(exc.cause))
+                self.journal.status(state, JobStatus.PAUSED, str(cause))
         finally:
             report.api_calls = getattr(self.target, "calls", 0) - calls0
         if state is not None:
@@ -482,8 +484,16 @@ class RestoreService:
             self._emit(request, state, report, obj, "update", updates, lambda p, o=obj: self.target.update(o, p))
 
     def _current(self, obj: str, names: list[str], ids: list[str]) -> dict[str, Record]:
+        """Current values of ``names`` for ``ids`` in the target: by id lists for a few records,
+        by one paged read of the object for many (fewer API calls)."""
         cols = ", ".join(["Id", *[n for n in names if n != "Id"]])
         out: dict[str, Record] = {}
+        if len(ids) > 3000:
+            wanted = {i[:15] for i in ids}
+            for r in self.target.query(f"SELECT {cols} FROM {obj}"):
+                if str(r["Id"])[:15] in wanted:
+                    out[ri.id15(r["Id"])] = r
+            return out
         for i in range(0, len(ids), 300):
             in_list = ",".join(f"'{x}'" for x in ids[i : i + 300])
             for r in self.target.query(f"SELECT {cols} FROM {obj} WHERE Id IN ({in_list})"):
@@ -545,6 +555,8 @@ class RestoreService:
             order.insert(order.index("ContentVersion") + 1, "ContentDocumentLink")
         prefixes = self._key_prefixes()
         relink: list[tuple[str, PreparedWrite]] = []
+        # only references to records this job inserts need a second pass; others exist already
+        inserting = {ri.id15(r["Id"]) for recs in todo.values() for r in recs}
         for obj in order:
             recs = todo[obj]
             self._prefetch_exists(self._ref_targets(obj, recs))
@@ -554,7 +566,8 @@ class RestoreService:
                 continue
             writes = [
                 prepare_record(r, object_name=obj, target=self._schema(obj), operation=Operation.INSERT,
-                               id_map=ids, key_prefixes=prefixes, deferred_fields=deferred,
+                               id_map=ids, key_prefixes=prefixes,
+                               deferred_fields=[f for f in deferred if str(r.get(f) or "")[:15] in inserting],
                                exists_in_target=self._exists_in_target,
                                skip_fields=self._skip(request, obj))
                 for r in recs
@@ -733,6 +746,7 @@ class RestoreService:
             me = self.target.current_user_id()
         except PermanentError:
             me = ""
+        self._job_new_ids = list(state.id_map.values())
         for batch in state.pending():
             if batch.operation not in ("insert", "upload", "upsert"):
                 self.journal.result(state, batch, [])  # close it: updates are re-planned and idempotent
@@ -772,6 +786,11 @@ class RestoreService:
         cond = []
         if me and schema.field("CreatedById") is not None:
             cond.append(f"CreatedById = '{me}'")
+        if obj == "ContentDocumentLink":  # Salesforce insists on a filter by parent or document
+            parents = sorted({v[:15] for v in self._job_new_ids})
+            if not parents:
+                return {}
+            cond.append(f"LinkedEntityId IN ({','.join(repr(p) for p in parents[:500])})")
         where = f" WHERE {' AND '.join(cond)}" if cond else ""
         order = " ORDER BY SystemModstamp DESC" if schema.field("SystemModstamp") is not None else ""
         rows = self.target.query(f"SELECT {cols} FROM {obj}{where}{order} LIMIT 10000")

@@ -83,7 +83,13 @@ class Problem:
 
     def __str__(self) -> str:
         where = " ".join(
-            p for p in (self.object_name or "", f"seq {self.seq}" if self.seq is not None else "", self.key or "") if p
+            p
+            for p in (
+                self.object_name or "",
+                f"seq {self.seq}" if self.seq is not None else "",
+                self.key or "",
+            )
+            if p
         )
         return f"{self.kind}: {where}: {self.detail}"
 
@@ -148,7 +154,9 @@ class SnapshotReader:
             entry = self.manifest.objects[name]
             object_problems: list[Problem] = []
 
-            def on_error(ref: ChunkRef, exc: Exception, name: str = name, sink: list[Problem] = object_problems) -> None:
+            def on_error(
+                ref: ChunkRef, exc: Exception, name: str = name, sink: list[Problem] = object_problems
+            ) -> None:
                 sink.append(Problem(classify(exc), name, ref.key, str(exc), ref.seq))
 
             def on_chunk(ref: ChunkRef, rows: list[Record]) -> None:

@@ -131,10 +131,14 @@ class Vault:
         )
         return dk.plaintext, header
 
-    def _resolver(self, kind: str, expected: Mapping[str, str], what: str) -> Callable[[EnvelopeHeader], bytes]:
+    def _resolver(
+        self, kind: str, expected: Mapping[str, str], what: str
+    ) -> Callable[[EnvelopeHeader], bytes]:
         def resolve(header: EnvelopeHeader) -> bytes:
             if header.kind != kind:
-                raise EnvelopeError(f"{what} is a sealed {header.kind!r}, expected {kind!r}", reason=Reason.MISPLACED)
+                raise EnvelopeError(
+                    f"{what} is a sealed {header.kind!r}, expected {kind!r}", reason=Reason.MISPLACED
+                )
             check_context(header, expected, what=what)
             try:
                 return self.keys.decrypt_data_key(header.key_ref, header.wrapped_key, dict(expected))
@@ -310,7 +314,9 @@ class Vault:
             source_stamp=source_stamp,
         )
 
-    def read_file_stream(self, org: str, content_id: str, *, expected_size: int | None = None) -> Iterator[bytes]:
+    def read_file_stream(
+        self, org: str, content_id: str, *, expected_size: int | None = None
+    ) -> Iterator[bytes]:
         """Stream a file body's plaintext. Segments are authenticated as they come; at the end the
         keyed id of all bytes (and ``expected_size``) is checked. The iterator raises ``EnvelopeError``
         on any defect, so only a fully consumed stream proves the body intact."""
@@ -328,7 +334,9 @@ class Vault:
             size += len(piece)
             yield piece
         if not hmac.compare_digest(mac.hexdigest(), content_id):
-            raise EnvelopeError(f"{what} does not hold the content its id names", reason=Reason.CONTENT_MISMATCH)
+            raise EnvelopeError(
+                f"{what} does not hold the content its id names", reason=Reason.CONTENT_MISMATCH
+            )
         if expected_size is not None and size != expected_size:
             raise EnvelopeError(
                 f"{what} holds {size} bytes, the record says {expected_size}", reason=Reason.CONTENT_MISMATCH
@@ -374,4 +382,6 @@ class Vault:
 
     def read_snapshot_manifest(self, snapshot: SnapshotRecord) -> Manifest:
         """:meth:`read_manifest` for a catalog ``SnapshotRecord``."""
-        return self.read_manifest(snapshot.org, snapshot.snapshot_id, snapshot.manifest_key, snapshot.manifest_sha256)
+        return self.read_manifest(
+            snapshot.org, snapshot.snapshot_id, snapshot.manifest_key, snapshot.manifest_sha256
+        )

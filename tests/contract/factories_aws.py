@@ -8,14 +8,17 @@ Also the builders the AWS integration tests share (``aws_clients``, ``make_bucke
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import boto3
 from moto import mock_aws
+from moto.dynamodb.responses import DynamoHandler
 
 from orgvault.adapters.aws_dynamodb import DynamoCatalog, create_catalog_table
 from orgvault.adapters.aws_kms import KmsKeyProvider
@@ -34,9 +37,30 @@ class AwsClients:
     sts: Any
 
 
+_DYNAMO_SERIAL = threading.RLock()
+_moto_call_action = DynamoHandler.call_action
+
+
+def _serialized_call_action(self: Any) -> Any:
+    with _DYNAMO_SERIAL:
+        return _moto_call_action(self)
+
+
+@contextmanager
+def serialized_moto_dynamodb() -> Iterator[None]:
+    """Make moto's DynamoDB apply one request at a time, as DynamoDB makes each request and each
+    transaction atomic. moto does not lock: two threads' conditional writes can both pass, and a
+    failed ``TransactWriteItems`` restores a deep copy of the table taken before it started, erasing
+    other threads' writes meanwhile. Use it around any moto test where requests run concurrently
+    (threads, Step Functions Map states)."""
+    with mock.patch.object(DynamoHandler, "call_action", _serialized_call_action):
+        yield
+
+
 @contextmanager
 def moto_aws() -> Iterator[AwsClients]:
-    """Start moto with fake credentials and yield clients for every service the adapters use."""
+    """Start moto with fake credentials and yield clients for every service the adapters use.
+    DynamoDB requests are serialized in moto, as DynamoDB makes each one atomic."""
     saved = {
         k: os.environ.get(k) for k in ("AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
     }
@@ -44,7 +68,7 @@ def moto_aws() -> Iterator[AwsClients]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     try:
-        with mock_aws():
+        with mock_aws(), serialized_moto_dynamodb():
             session = boto3.Session(region_name=REGION)
             yield AwsClients(
                 s3=session.client("s3"),

@@ -181,7 +181,9 @@ def test_lock_race_has_one_winner(catalog):
 
 
 def test_runs(catalog):
-    r2 = Run("acme", "r2", RunKind.INCREMENTAL, RunStatus.RUNNING, T0 + timedelta(hours=1), parent_snapshot_id="r1")
+    r2 = Run(
+        "acme", "r2", RunKind.INCREMENTAL, RunStatus.RUNNING, T0 + timedelta(hours=1), parent_snapshot_id="r1"
+    )
     r1 = Run("acme", "r1", RunKind.FULL, RunStatus.RUNNING, T0, stats={"records": 5})
     catalog.put_run(r2)
     catalog.put_run(r1)
@@ -239,7 +241,14 @@ def test_list_chunks_order_and_filter(catalog):
     catalog.record_chunk(chunk(0, obj="Aardvark__c"), checkpoint(1, obj="Aardvark__c"))
     catalog.record_chunk(chunk(0, run_id="r2"), checkpoint(1, run_id="r2"))
     got = [(c.object_name, c.seq) for c in catalog.list_chunks("acme", "r1")]
-    assert got == [("Aardvark__c", 0), ("Account", 0), ("Account", 1), ("Account", 2), ("Account", 10), ("Contact", 0)]
+    assert got == [
+        ("Aardvark__c", 0),
+        ("Account", 0),
+        ("Account", 1),
+        ("Account", 2),
+        ("Account", 10),
+        ("Contact", 0),
+    ]
     assert [c.seq for c in catalog.list_chunks("acme", "r1", "Account")] == [0, 1, 2, 10]
     assert catalog.list_chunks("acme", "r1", "Contact")[0].kind == ChunkKind.TOMBSTONES
     assert catalog.list_chunks("acme", "r3") == []
@@ -255,7 +264,9 @@ def test_many_chunks_are_all_listed(catalog):
 
 
 def test_files(catalog):
-    f1 = FileRecord("acme", "ContentVersion/068A/VersionData", "aa" * 32, "orgs/acme/files/x.ovf", 10, 50, "ef" * 32, "s1")
+    f1 = FileRecord(
+        "acme", "ContentVersion/068A/VersionData", "aa" * 32, "orgs/acme/files/x.ovf", 10, 50, "ef" * 32, "s1"
+    )
     f2 = FileRecord("acme", "Attachment/00PA/Body", "aa" * 32, "orgs/acme/files/x.ovf", 10, 50, "")
     catalog.put_file(f1)
     catalog.put_file(f2)
@@ -306,7 +317,9 @@ def test_concurrent_commits_have_one_winner(catalog):
 
     def commit(sid: str) -> None:
         try:
-            catalog.commit_snapshot(snapshot(sid, parent="r1", created=T0 + timedelta(days=1)), expected_head="r1")
+            catalog.commit_snapshot(
+                snapshot(sid, parent="r1", created=T0 + timedelta(days=1)), expected_head="r1"
+            )
             results.append(sid)
         except ConcurrentCommit:
             results.append("lost")

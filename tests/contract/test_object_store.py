@@ -61,8 +61,8 @@ def test_get_stream_yields_bounded_parts(object_store):
     object_store.put("k/stream", data)
     parts = list(object_store.get_stream("k/stream", part_size=1024 * 1024))
     assert b"".join(parts) == data
-    assert all(len(p) <= 8 * 1024 * 1024 for p in parts)
-    assert len(parts) >= 1
+    assert all(len(p) <= 1024 * 1024 for p in parts)  # never more than asked for: bounded memory
+    assert len(parts) >= 4
 
 
 def test_missing_objects(object_store):
@@ -79,7 +79,9 @@ def test_list_is_lexicographic_and_prefix_exact(object_store):
     keys = ["orgs/a/x/2", "orgs/a/x/10", "orgs/a/x-y", "orgs/a/x/1/z", "orgs/ab/x/1", "orgs/b/1"]
     for k in keys:
         object_store.put(k, k.encode())
-    assert list(object_store.list("orgs/a/")) == sorted(["orgs/a/x/2", "orgs/a/x/10", "orgs/a/x-y", "orgs/a/x/1/z"])
+    assert list(object_store.list("orgs/a/")) == sorted(
+        ["orgs/a/x/2", "orgs/a/x/10", "orgs/a/x-y", "orgs/a/x/1/z"]
+    )
     assert list(object_store.list("orgs/a")) == sorted(k for k in keys if k.startswith("orgs/a"))
     assert list(object_store.list("orgs/a/x/1")) == ["orgs/a/x/1/z", "orgs/a/x/10"]
     assert list(object_store.list("orgs/zzz/")) == []

@@ -34,16 +34,27 @@ def jwt_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jwt-test")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=10)).sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=10))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     directory = tmp_path_factory.mktemp("jwt")
     key_file = directory / "server.key"
     key_file.write_bytes(key_pem)
-    return {"key_pem": key_pem.decode(), "key_file": str(key_file),
-            "cert_pem": cert.public_bytes(serialization.Encoding.PEM)}
+    return {
+        "key_pem": key_pem.decode(),
+        "key_file": str(key_file),
+        "cert_pem": cert.public_bytes(serialization.Encoding.PEM),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +88,7 @@ def emu(_shared_emu: EmulatorServer) -> Iterator[EmulatorServer]:
     """The shared emulator with no faults and a fresh API allowance."""
     _shared_emu.faults.clear()
     _shared_emu.usage.reset(100_000)
+    _shared_emu.sessions.add(_shared_emu.facts.access_token)  # a test may have expired it
     yield _shared_emu
     _shared_emu.faults.clear()
     _shared_emu.usage.reset(100_000)
@@ -98,13 +110,22 @@ def api(emu: EmulatorServer, version: str = "59.0") -> str:
     return f"{emu.facts.instance_url}/services/data/v{version}"
 
 
+class _MaskedHeaders(dict):  # type: ignore[type-arg]
+    """Headers whose repr hides the token, so a failing assertion never prints a secret."""
+
+    def __repr__(self) -> str:
+        return "{'Authorization': 'Bearer ***'}"
+
+
 def auth(emu: EmulatorServer) -> dict[str, str]:
-    return {"Authorization": f"Bearer {emu.facts.access_token}"}
+    return _MaskedHeaders(Authorization=f"Bearer {emu.facts.access_token}")
 
 
 def conn_threads(port: int) -> int:
     """Live threads of the emulator listening on ``port``."""
-    return sum(1 for t in threading.enumerate() if t.name.startswith("sf-emulator") and t.name.endswith(f"-{port}"))
+    return sum(
+        1 for t in threading.enumerate() if t.name.startswith("sf-emulator") and t.name.endswith(f"-{port}")
+    )
 
 
 __all__ = ["PAGE_SOQL", "api", "auth", "conn_threads", "make_org"]

@@ -43,23 +43,34 @@ def test_soap_login_wrong_password_is_a_login_fault(emu, session):
 
 def test_oauth_password_grant(emu, session):
     f = emu.facts
-    sf = Salesforce(username=f.username, password=f.password, consumer_key=f.client_id,
-                    consumer_secret=f.client_secret, session=session)
+    sf = Salesforce(
+        username=f.username,
+        password=f.password,
+        consumer_key=f.client_id,
+        consumer_secret=f.client_secret,
+        session=session,
+    )
     assert _count(sf) > 0
 
 
 def test_oauth_password_grant_bad_secret(emu, session):
     f = emu.facts
     with pytest.raises(SalesforceAuthenticationFailed) as exc:
-        Salesforce(username=f.username, password=f.password, consumer_key=f.client_id,
-                   consumer_secret="nope", session=session)
+        Salesforce(
+            username=f.username,
+            password=f.password,
+            consumer_key=f.client_id,
+            consumer_secret="nope",
+            session=session,
+        )
     assert exc.value.code == "invalid_client_id"
 
 
 def test_client_credentials_with_my_domain(emu, session):
     f = emu.facts
-    sf = Salesforce(consumer_key=f.client_id, consumer_secret=f.client_secret, domain="emulator.my",
-                    session=session)
+    sf = Salesforce(
+        consumer_key=f.client_id, consumer_secret=f.client_secret, domain="emulator.my", session=session
+    )
     assert sf.auth_type == "client-credentials"
     assert _count(sf) > 0
     with pytest.raises(SalesforceAuthenticationFailed) as exc:
@@ -69,19 +80,23 @@ def test_client_credentials_with_my_domain(emu, session):
 
 def test_jwt_bearer_with_the_configured_certificate(emu, session, jwt_keys):
     f = emu.facts
-    sf = Salesforce(username=f.username, consumer_key=f.client_id, privatekey=jwt_keys["key_pem"],
-                    session=session)
+    sf = Salesforce(
+        username=f.username, consumer_key=f.client_id, privatekey=jwt_keys["key_pem"], session=session
+    )
     assert sf.auth_type == "jwt-bearer"
     assert _count(sf) > 0
-    sf2 = Salesforce(username=f.username, consumer_key=f.client_id, privatekey_file=jwt_keys["key_file"],
-                     session=session)
+    sf2 = Salesforce(
+        username=f.username, consumer_key=f.client_id, privatekey_file=jwt_keys["key_file"], session=session
+    )
     assert _count(sf2) > 0
 
 
 def _jwt_post(emu, session, claims, key):
     token = jwt.encode(claims, key, algorithm="RS256")
-    return session.post(f"{emu.facts.login_url}/services/oauth2/token",
-                        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": token})
+    return session.post(
+        f"{emu.facts.login_url}/services/oauth2/token",
+        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": token},
+    )
 
 
 def test_jwt_bearer_rejections(emu, session, jwt_keys):
@@ -89,11 +104,16 @@ def test_jwt_bearer_rejections(emu, session, jwt_keys):
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     f = emu.facts
-    good = {"iss": f.client_id, "sub": f.username, "aud": "https://login.salesforce.com",
-            "exp": int(time.time()) + 120}
+    good = {
+        "iss": f.client_id,
+        "sub": f.username,
+        "aud": "https://login.salesforce.com",
+        "exp": int(time.time()) + 120,
+    }
     assert _jwt_post(emu, session, good, jwt_keys["key_pem"]).status_code == 200
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     cases = [
         ({**good}, other, "invalid_grant"),  # signed by a key that is not the configured certificate's
         ({**good, "aud": "https://evil.example.com"}, jwt_keys["key_pem"], "invalid_grant"),
@@ -109,16 +129,23 @@ def test_jwt_bearer_rejections(emu, session, jwt_keys):
 
 def test_refresh_token_grant_then_direct_session(emu, session):
     f = emu.facts
-    resp = session.post(f"{f.login_url}/services/oauth2/token", data={
-        "grant_type": "refresh_token", "refresh_token": f.refresh_token, "client_id": f.client_id,
-        "client_secret": f.client_secret})
+    resp = session.post(
+        f"{f.login_url}/services/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": f.refresh_token,
+            "client_id": f.client_id,
+            "client_secret": f.client_secret,
+        },
+    )
     assert resp.status_code == 200
     body = resp.json()
     assert set(body) >= {"access_token", "instance_url", "id", "token_type", "issued_at", "signature"}
     sf = Salesforce(session_id=body["access_token"], instance_url=body["instance_url"], session=session)
     assert _count(sf) > 0
-    bad = session.post(f"{f.login_url}/services/oauth2/token",
-                       data={"grant_type": "refresh_token", "refresh_token": "nope"})
+    bad = session.post(
+        f"{f.login_url}/services/oauth2/token", data={"grant_type": "refresh_token", "refresh_token": "nope"}
+    )
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
 
 
@@ -135,8 +162,10 @@ def test_direct_session_with_the_facts_token(emu, session):
 
 
 def test_userinfo(emu, session):
-    resp = session.get(f"{emu.facts.instance_url}/services/oauth2/userinfo",
-                       headers={"Authorization": f"Bearer {emu.facts.access_token}"})
+    resp = session.get(
+        f"{emu.facts.instance_url}/services/oauth2/userinfo",
+        headers={"Authorization": f"Bearer {emu.facts.access_token}"},
+    )
     assert resp.status_code == 200
     info = resp.json()
     assert info["organization_id"] == emu.org.org_id
@@ -149,8 +178,9 @@ def test_missing_or_bad_token_is_invalid_session(emu, session):
     for headers in ({}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Basic abc"}):
         resp = session.get(f"{api(emu)}/sobjects", headers=headers)
         assert resp.status_code == 401
-        assert resp.json() == [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID",
-                                "fields": []}]
+        assert resp.json() == [
+            {"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID", "fields": []}
+        ]
 
 
 def test_automatic_relogin_after_session_expires_by_request_count(emu, session):
@@ -177,9 +207,14 @@ def test_session_expires_after_ttl_by_org_clock(emu, session):
 
 def test_revoke_ends_a_session(emu, session):
     f = emu.facts
-    token = session.post(f"{f.login_url}/services/oauth2/token", data={
-        "grant_type": "client_credentials", "client_id": f.client_id, "client_secret": f.client_secret,
-    }).json()["access_token"]
+    token = session.post(
+        f"{f.login_url}/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": f.client_id,
+            "client_secret": f.client_secret,
+        },
+    ).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     assert session.get(f"{api(emu)}/limits", headers=headers).status_code == 200
     assert session.post(f"{f.login_url}/services/oauth2/revoke", data={"token": token}).status_code == 200

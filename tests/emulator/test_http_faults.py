@@ -25,9 +25,14 @@ def test_random_503s_follow_the_rate_and_the_seed(emu, session):
 
     first, second = run(), run()
     assert first == second  # seeded: the same sequence again
+    emu.faults.seed = 42  # setting the attribute restarts the sequence too
+    assert [session.get(f"{api(emu)}/limits", headers=auth(emu)).status_code for _ in range(60)] == first
     assert set(first) == {200, 503} and 5 <= first.count(503) <= 35
-    resp = next(r for r in (session.get(f"{api(emu)}/limits", headers=auth(emu)) for _ in range(200))
-                if r.status_code == 503)
+    resp = next(
+        r
+        for r in (session.get(f"{api(emu)}/limits", headers=auth(emu)) for _ in range(200))
+        if r.status_code == 503
+    )
     assert resp.json()[0]["errorCode"] == "SERVER_UNAVAILABLE"
 
 
@@ -54,6 +59,12 @@ def test_query_timeout_for_unfiltered_large_queries(emu, sf):
         sf.query("SELECT Id FROM Account")
     assert exc.value.content[0]["errorCode"] == "QUERY_TIMEOUT"
     assert sf.query("SELECT Id FROM Account WHERE Name = 'x'")["done"]  # filtered: fine
+    resp = sf.session.post(
+        f"{api(emu)}/jobs/query",
+        json={"operation": "query", "query": "SELECT Id FROM Account"},
+        headers={"Authorization": f"Bearer {sf.session_id}"},
+    )
+    assert resp.status_code == 400 and resp.json()[0]["errorCode"] == "QUERY_TIMEOUT"
 
 
 def test_forced_invalid_query_locator(emu, sf, paging_leads):
@@ -83,20 +94,25 @@ def test_connection_dropped_mid_body(emu, session):
 
 
 def test_streamed_bulk_results_dropped_mid_body(emu, session):
-    job = session.post(f"{api(emu)}/jobs/query", json={"operation": "query", "query": "SELECT Id FROM Account"},
-                       headers=auth(emu)).json()
+    job = session.post(
+        f"{api(emu)}/jobs/query",
+        json={"operation": "query", "query": "SELECT Id FROM Account"},
+        headers=auth(emu),
+    ).json()
     session.get(f"{api(emu)}/jobs/query/{job['id']}", headers=auth(emu))
     emu.faults.add_rule(pattern=r"/results$", action="drop", drop_after_bytes=100)
     with pytest.raises(requests.exceptions.RequestException):
-        session.get(f"{api(emu)}/jobs/query/{job['id']}/results",
-                    headers={**auth(emu), "Accept-Encoding": "identity"})
+        session.get(
+            f"{api(emu)}/jobs/query/{job['id']}/results", headers={**auth(emu), "Accept-Encoding": "identity"}
+        )
     ok = session.get(f"{api(emu)}/jobs/query/{job['id']}/results", headers=auth(emu))
     assert ok.status_code == 200  # the rule was used up
 
 
 def test_rules_fail_the_next_n_matching_requests(emu, sf):
-    emu.faults.add_rule(FaultRule(pattern=r"/query/?$", count=2, status=500, error_code="UNKNOWN_EXCEPTION",
-                                  message="boom"))
+    emu.faults.add_rule(
+        FaultRule(pattern=r"/query/?$", count=2, status=500, error_code="UNKNOWN_EXCEPTION", message="boom")
+    )
     for _ in range(2):
         with pytest.raises(SalesforceGeneralError) as exc:
             sf.query("SELECT COUNT() FROM Account")
@@ -128,9 +144,17 @@ def test_faults_through_the_admin_api(emu, session):
     assert session.get(f"{api(emu)}/limits", headers=auth(emu)).status_code == 503
     session.delete(f"{admin}/faults", headers=auth(emu))
     assert session.get(f"{api(emu)}/limits", headers=auth(emu)).status_code == 200
-    session.post(f"{admin}/faults/rules", json={"pattern": "/limits", "count": 1, "status": 401,
-                                               "error_code": "INVALID_SESSION_ID", "message": "expired"},
-                 headers=auth(emu))
+    session.post(
+        f"{admin}/faults/rules",
+        json={
+            "pattern": "/limits",
+            "count": 1,
+            "status": 401,
+            "error_code": "INVALID_SESSION_ID",
+            "message": "expired",
+        },
+        headers=auth(emu),
+    )
     assert session.get(f"{api(emu)}/limits", headers=auth(emu)).status_code == 401
     assert session.get(f"{api(emu)}/limits", headers=auth(emu)).status_code == 200
     bad = session.post(f"{admin}/faults", json={"no_such_knob": 1}, headers=auth(emu))

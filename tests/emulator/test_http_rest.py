@@ -12,9 +12,7 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from .conftest import api, auth
-
-from .conftest import PAGE_SOQL
+from .conftest import PAGE_SOQL, api, auth
 
 
 def test_describe_global_and_describe(sf, emu):
@@ -54,13 +52,17 @@ def test_crud_round_trip(sf, emu):
     assert got["attributes"]["type"] == "Account"
     assert sf.Account.update(record_id, {"Name": "CRUD Renamed"}) == 204
     assert sf.Account.get(record_id)["Name"] == "CRUD Renamed"
-    partial = sf.session.get(f"{api(emu)}/sobjects/Account/{record_id}?fields=Name",
-                             headers={"Authorization": f"Bearer {sf.session_id}"}).json()
+    partial = sf.session.get(
+        f"{api(emu)}/sobjects/Account/{record_id}?fields=Name",
+        headers={"Authorization": f"Bearer {sf.session_id}"},
+    ).json()
     assert partial["Name"] == "CRUD Renamed" and "NumberOfEmployees" not in partial
     assert sf.Account.delete(record_id) == 204
     with pytest.raises(SalesforceResourceNotFound):
         sf.Account.get(record_id)
-    deleted = sf.query_all(f"SELECT Id, IsDeleted FROM Account WHERE Id = '{record_id}'", include_deleted=True)
+    deleted = sf.query_all(
+        f"SELECT Id, IsDeleted FROM Account WHERE Id = '{record_id}'", include_deleted=True
+    )
     assert deleted["records"][0]["IsDeleted"] is True
 
 
@@ -75,43 +77,24 @@ def test_upsert_by_external_id_201_then_204_and_300(sf, emu):
     assert sf.Account.upsert("External_Id__c/EXT-UPSERT-1", {"Name": "Upserted again"}) == 204
     got = sf.Account.get_by_custom_id("External_Id__c", "EXT-UPSERT-1")
     assert got["Name"] == "Upserted again"
-    # Two Contacts can share an external id value only where the field is not unique; build the
-    # ambiguity on an object whose external id is not unique, if the schema has one.
-    dup_field = _non_unique_external_id(emu)
-    if dup_field is None:
-        pytest.skip("schema has no non-unique external id field")
-    sobject, field = dup_field
-    required = _required_values(emu, sobject)
-    for _ in range(2):
-        emu.org.create(sobject, {**required, field: "DUP-VALUE"})
+    # an ambiguous external id (a non-unique external id field, added through the admin API)
+    fields = {f["name"] for f in emu.org.describe("Account")["fields"]}
+    if "Legacy_Key__c" not in fields:
+        resp = sf.session.post(
+            f"{emu.facts.admin_url}/fields",
+            headers=auth(emu),
+            json={"sobject": "Account", "name": "Legacy_Key__c", "type": "string", "external_id": True},
+        )
+        assert resp.status_code == 201
+    for i in range(2):
+        sf.Account.create({"Name": f"Dup {i}", "Legacy_Key__c": "DUP-VALUE"})
+    with pytest.raises(SalesforceMoreThanOneRecord) as exc:
+        sf.Account.upsert("Legacy_Key__c/DUP-VALUE", {"Name": "which one?"})
+    assert exc.value.status == 300
+    assert all(u.startswith("/services/data/v59.0/sobjects/Account/001") for u in exc.value.content)
+    assert len(exc.value.content) >= 2
     with pytest.raises(SalesforceMoreThanOneRecord):
-        getattr(sf, sobject).upsert(f"{field}/DUP-VALUE", {})
-
-
-def _non_unique_external_id(emu):
-    for name in emu.org.object_names():
-        try:
-            desc = emu.org.describe(name)
-        except Exception:  # noqa: BLE001
-            continue
-        if not desc.get("createable"):
-            continue
-        for f in desc["fields"]:
-            if f.get("externalId") and not f.get("unique") and f["type"] == "string":
-                return name, f["name"]
-    return None
-
-
-def _required_values(emu, sobject):
-    values = {}
-    for f in emu.org.describe(sobject)["fields"]:
-        if f.get("createable") and not f.get("nillable") and not f.get("defaultedOnCreate") \
-                and f["type"] != "boolean":
-            values[f["name"]] = {"string": "x", "textarea": "x", "email": "a@b.c", "picklist":
-                                 (f.get("picklistValues") or [{"value": "x"}])[0]["value"],
-                                 "double": 1, "currency": 1, "int": 1, "date": "2024-01-01",
-                                 "datetime": "2024-01-01T00:00:00.000+0000"}.get(f["type"], "x")
-    return values
+        sf.Account.get_by_custom_id("Legacy_Key__c", "DUP-VALUE")
 
 
 def test_query_paging_at_0_1_2000_and_2001_rows(sf, paging_leads):
@@ -143,8 +126,11 @@ def test_query_batch_size_option_and_same_page_twice(emu, session, paging_leads)
     b = session.get(url, headers=auth(emu)).json()
     assert a == b and len(a["records"]) == 500
     assert not {r["Id"] for r in a["records"]} & {r["Id"] for r in first["records"]}
-    tiny = session.get(f"{api(emu)}/query", params={"q": PAGE_SOQL},
-                       headers={**auth(emu), "Sforce-Query-Options": "batchSize=5"}).json()
+    tiny = session.get(
+        f"{api(emu)}/query",
+        params={"q": PAGE_SOQL},
+        headers={**auth(emu), "Sforce-Query-Options": "batchSize=5"},
+    ).json()
     assert len(tiny["records"]) == 200  # clamped to the documented minimum
 
 
@@ -176,8 +162,11 @@ def test_query_all_continuation_says_query_and_keeps_deleted_rows(sf, emu, pagin
 def test_count_and_columns(emu, session, sf):
     total = sf.query("SELECT COUNT() FROM Account")["totalSize"]
     assert total == emu.org.count(emu.org.compile("SELECT COUNT() FROM Account"))
-    cols = session.get(f"{api(emu)}/query", params={"q": "SELECT Id, Name, Owner.Name FROM Account",
-                                                   "columns": "true"}, headers=auth(emu)).json()
+    cols = session.get(
+        f"{api(emu)}/query",
+        params={"q": "SELECT Id, Name, Owner.Name FROM Account", "columns": "true"},
+        headers=auth(emu),
+    ).json()
     assert [c["displayName"] for c in cols["columnMetadata"]] == ["Id", "Name", "Owner.Name"]
     assert cols["entityName"] == "Account"
 
@@ -214,11 +203,25 @@ def test_updated_and_deleted(sf, emu):
     assert exc.value.content[0]["errorCode"] == "INVALID_REPLICATION_DATE"
 
 
+def test_replication_id_cap_is_exceeded_id_limit(sf, emu, monkeypatch):
+    import salesforce_emulator.org as org_module
+
+    monkeypatch.setattr(org_module, "REPLICATION_ID_LIMIT", 1)
+    start = emu.org.clock.now() - dt.timedelta(minutes=1)
+    for i in range(2):
+        sf.Account.create({"Name": f"Cap {i}"})
+    emu.org.clock.advance(120)
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.Account.updated(start, emu.org.clock.now())
+    assert exc.value.content[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
+
+
 def test_blob_download_via_session_get_even_with_json_content_type(sf, emu):
     row = sf.query("SELECT Id, VersionData FROM ContentVersion LIMIT 1")["records"][0]
     assert row["VersionData"].endswith(f"/sobjects/ContentVersion/{row['Id']}/VersionData")
-    resp = sf.session.get(f"https://{sf.sf_instance}{row['VersionData']}",
-                          headers={**sf.headers})  # Content-Type: application/json, as clients send it
+    resp = sf.session.get(
+        f"https://{sf.sf_instance}{row['VersionData']}", headers={**sf.headers}
+    )  # Content-Type: application/json, as clients send it
     assert resp.status_code == 200
     assert resp.content == emu.org.read_blob("ContentVersion", row["Id"], "VersionData")
     assert resp.headers["Content-Type"] == "application/octet-stream"
@@ -238,15 +241,27 @@ def test_collections_create_update_delete_in_order(sf, emu):
     out = sf.restful("composite/sobjects", method="POST", json={"allOrNone": False, "records": records})
     assert [r["success"] for r in out] == [True, True, True]
     ids = [r["id"] for r in out]
-    names = {r["Id"]: r["Name"] for r in sf.query(
-        "SELECT Id, Name FROM Account WHERE Id IN ('" + "','".join(ids) + "')")["records"]}
+    names = {
+        r["Id"]: r["Name"]
+        for r in sf.query("SELECT Id, Name FROM Account WHERE Id IN ('" + "','".join(ids) + "')")["records"]
+    }
     assert [names[i] for i in ids] == ["Coll 0", "Coll 1", "Coll 2"]
-    upd = sf.restful("composite/sobjects", method="PATCH", json={"records": [
-        {"attributes": {"type": "Account"}, "id": ids[0], "Name": "Coll zero"},
-        {"attributes": {"type": "Account"}, "id": "001000000000000AAA", "Name": "ghost"},
-    ]})
+    upd = sf.restful(
+        "composite/sobjects",
+        method="PATCH",
+        json={
+            "records": [
+                {"attributes": {"type": "Account"}, "id": ids[0], "Name": "Coll zero"},
+                {"attributes": {"type": "Account"}, "id": "001000000000000AAA", "Name": "ghost"},
+            ]
+        },
+    )
     assert upd[0]["success"] and not upd[1]["success"]
-    assert upd[1]["errors"][0]["statusCode"] in ("ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY")
+    assert upd[1]["errors"][0]["statusCode"] in (
+        "ENTITY_IS_DELETED",
+        "NOT_FOUND",
+        "INVALID_CROSS_REFERENCE_KEY",
+    )
     assert sf.Account.get(ids[0])["Name"] == "Coll zero"
     dele = sf.restful("composite/sobjects", method="DELETE", params={"ids": ",".join(ids)})
     assert [r["success"] for r in dele] == [True, True, True]
@@ -254,10 +269,17 @@ def test_collections_create_update_delete_in_order(sf, emu):
 
 def test_collections_all_or_none_rolls_back(sf, emu):
     before = sf.query("SELECT COUNT() FROM Account WHERE Name LIKE 'AON %'")["totalSize"]
-    out = sf.restful("composite/sobjects", method="POST", json={"allOrNone": True, "records": [
-        {"attributes": {"type": "Account"}, "Name": "AON 1"},
-        {"attributes": {"type": "Account"}, "NumberOfEmployees": 1},
-    ]})
+    out = sf.restful(
+        "composite/sobjects",
+        method="POST",
+        json={
+            "allOrNone": True,
+            "records": [
+                {"attributes": {"type": "Account"}, "Name": "AON 1"},
+                {"attributes": {"type": "Account"}, "NumberOfEmployees": 1},
+            ],
+        },
+    )
     assert [r["success"] for r in out] == [False, False]
     assert out[0]["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
     assert out[1]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
@@ -265,13 +287,25 @@ def test_collections_all_or_none_rolls_back(sf, emu):
 
 
 def test_collections_upsert_and_limit_of_200(sf, emu, session):
-    out = sf.restful("composite/sobjects/Account/External_Id__c", method="PATCH", json={"records": [
-        {"attributes": {"type": "Account"}, "External_Id__c": "COLL-UP-1", "Name": "Up 1"},
-    ]})
+    out = sf.restful(
+        "composite/sobjects/Account/External_Id__c",
+        method="PATCH",
+        json={
+            "records": [
+                {"attributes": {"type": "Account"}, "External_Id__c": "COLL-UP-1", "Name": "Up 1"},
+            ]
+        },
+    )
     assert out[0]["success"] and out[0]["created"] is True
-    out = sf.restful("composite/sobjects/Account/External_Id__c", method="PATCH", json={"records": [
-        {"attributes": {"type": "Account"}, "External_Id__c": "COLL-UP-1", "Name": "Up 1b"},
-    ]})
+    out = sf.restful(
+        "composite/sobjects/Account/External_Id__c",
+        method="PATCH",
+        json={
+            "records": [
+                {"attributes": {"type": "Account"}, "External_Id__c": "COLL-UP-1", "Name": "Up 1b"},
+            ]
+        },
+    )
     assert out[0]["created"] is False
     too_many = [{"attributes": {"type": "Account"}, "Name": "x"}] * 201
     resp = session.post(f"{api(emu)}/composite/sobjects", json={"records": too_many}, headers=auth(emu))
@@ -279,24 +313,76 @@ def test_collections_upsert_and_limit_of_200(sf, emu, session):
 
 
 def test_composite_with_reference_ids(sf, emu, session):
-    body = {"allOrNone": False, "compositeRequest": [
-        {"method": "POST", "url": "/services/data/v59.0/sobjects/Account", "referenceId": "acct",
-         "body": {"Name": "Composite Parent"}},
-        {"method": "POST", "url": "/services/data/v59.0/sobjects/Contact", "referenceId": "ct",
-         "body": {"LastName": "Composite Child", "AccountId": "@{acct.id}"}},
-        {"method": "GET", "url": "/services/data/v59.0/sobjects/Contact/@{ct.id}?fields=AccountId,LastName",
-         "referenceId": "read"},
-    ]}
+    body = {
+        "allOrNone": False,
+        "compositeRequest": [
+            {
+                "method": "POST",
+                "url": "/services/data/v59.0/sobjects/Account",
+                "referenceId": "acct",
+                "body": {"Name": "Composite Parent"},
+            },
+            {
+                "method": "POST",
+                "url": "/services/data/v59.0/sobjects/Contact",
+                "referenceId": "ct",
+                "body": {"LastName": "Composite Child", "AccountId": "@{acct.id}"},
+            },
+            {
+                "method": "GET",
+                "url": "/services/data/v59.0/sobjects/Contact/@{ct.id}?fields=AccountId,LastName",
+                "referenceId": "read",
+            },
+        ],
+    }
     out = sf.restful("composite", method="POST", json=body)["compositeResponse"]
     assert [r["httpStatusCode"] for r in out] == [201, 201, 200]
     assert out[2]["body"]["AccountId"] == out[0]["body"]["id"]
-    too_many = {"compositeRequest": [{"method": "GET", "url": "/services/data/v59.0/limits",
-                                      "referenceId": f"r{i}"} for i in range(26)]}
+    too_many = {
+        "compositeRequest": [
+            {"method": "GET", "url": "/services/data/v59.0/limits", "referenceId": f"r{i}"} for i in range(26)
+        ]
+    }
     resp = session.post(f"{api(emu)}/composite", json=too_many, headers=auth(emu))
     assert resp.status_code == 400
-    halted = sf.restful("composite", method="POST", json={"allOrNone": True, "compositeRequest": [
-        {"method": "POST", "url": "/services/data/v59.0/sobjects/Account", "referenceId": "bad", "body": {}},
-        {"method": "GET", "url": "/services/data/v59.0/limits", "referenceId": "after"},
-    ]})["compositeResponse"]
-    assert halted[0]["httpStatusCode"] == 400
-    assert halted[1]["body"][0]["errorCode"] == "PROCESSING_HALTED"
+    parent_id = out[0]["body"]["id"]
+    halted = sf.restful(
+        "composite",
+        method="POST",
+        json={
+            "allOrNone": True,
+            "compositeRequest": [
+                {
+                    "method": "POST",
+                    "url": "/services/data/v59.0/sobjects/Account",
+                    "referenceId": "ok",
+                    "body": {"Name": "Rolled back parent"},
+                },
+                {
+                    "method": "PATCH",
+                    "url": f"/services/data/v59.0/sobjects/Account/{parent_id}",
+                    "referenceId": "upd",
+                    "body": {"Name": "Changed then restored"},
+                },
+                {
+                    "method": "POST",
+                    "url": "/services/data/v59.0/sobjects/Account",
+                    "referenceId": "bad",
+                    "body": {},
+                },
+                {"method": "GET", "url": "/services/data/v59.0/limits", "referenceId": "after"},
+            ],
+        },
+    )["compositeResponse"]
+    assert [r["httpStatusCode"] for r in halted] == [400, 400, 400, 400]
+    assert halted[2]["body"][0]["errorCode"] == "REQUIRED_FIELD_MISSING"
+    assert {halted[i]["body"][0]["errorCode"] for i in (0, 1, 3)} == {"PROCESSING_HALTED"}
+    assert sf.query("SELECT COUNT() FROM Account WHERE Name = 'Rolled back parent'")["totalSize"] == 0
+    assert sf.Account.get(parent_id)["Name"] == "Composite Parent"
+
+
+def test_external_id_values_with_a_slash_stay_one_segment(sf, emu, session):
+    url = f"{api(emu)}/sobjects/Account/External_Id__c/EXT%2FSLASH%2F1"
+    resp = session.patch(url, json={"Name": "Slashed"}, headers=auth(emu))
+    assert resp.status_code == 201, resp.text
+    assert sf.Account.get_by_custom_id("External_Id__c", "EXT/SLASH/1")["Name"] == "Slashed"

@@ -20,8 +20,18 @@ from salesforce_emulator.server import EmulatorServer
 
 from .conftest import api, auth, conn_threads
 
-FACT_KEYS = {"instance_url", "login_url", "access_token", "refresh_token", "username", "password",
-             "client_id", "client_secret", "org_id", "admin_url"}
+FACT_KEYS = {
+    "instance_url",
+    "login_url",
+    "access_token",
+    "refresh_token",
+    "username",
+    "password",
+    "client_id",
+    "client_secret",
+    "org_id",
+    "admin_url",
+}
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -65,8 +75,11 @@ def test_unknown_paths_and_methods(emu, session):
     assert resp.status_code == 404 and resp.json()[0]["errorCode"] == "NOT_FOUND"
     resp = session.put(f"{api(emu)}/sobjects", headers=auth(emu))
     assert resp.status_code == 405 and resp.json()[0]["errorCode"] == "METHOD_NOT_ALLOWED"
-    resp = session.post(f"{api(emu)}/sobjects/Account", headers={**auth(emu), "Content-Type": "application/json"},
-                        data=b"{not json")
+    resp = session.post(
+        f"{api(emu)}/sobjects/Account",
+        headers={**auth(emu), "Content-Type": "application/json"},
+        data=b"{not json",
+    )
     assert resp.status_code == 400 and resp.json()[0]["errorCode"] == "JSON_PARSER_ERROR"
 
 
@@ -101,9 +114,20 @@ def test_tls_with_generated_ca_and_simple_salesforce(shared_org):
         session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
         session.verify = facts["ca_cert"]
         session.mount("https://", emulator_session(emu.facts).adapters["https://"])
-        sf = Salesforce(username=emu.facts.username, password=emu.facts.password, security_token="",
-                        session=session)
+        sf = Salesforce(
+            username=emu.facts.username, password=emu.facts.password, security_token="", session=session
+        )
         assert sf.query("SELECT COUNT() FROM Account")["totalSize"] > 0
+        pages = list(sf.bulk2.Account.query("SELECT Id FROM Account", wait=0))
+        assert pages and pages[0].startswith('"Id"')
+        # the packaged helper does the same in one call
+        sf2 = Salesforce(
+            username=emu.facts.username,
+            password=emu.facts.password,
+            security_token="",
+            session=emulator_session(emu.facts),
+        )
+        assert sf2.query("SELECT Id FROM Account LIMIT 1")["totalSize"] == 1
         # without the CA the certificate is not trusted
         plain = requests.Session()
         plain.trust_env = False
@@ -114,16 +138,37 @@ def test_tls_with_generated_ca_and_simple_salesforce(shared_org):
 def test_cli_serve_prints_one_json_line_and_stops_on_sigterm(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "salesforce_emulator", "serve", "--port", "0", "--scale", "200",
-         "--seed", "3", "--state", str(tmp_path / "state"), "--daily-limit", "50"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "salesforce_emulator",
+            "serve",
+            "--port",
+            "0",
+            "--scale",
+            "200",
+            "--seed",
+            "3",
+            "--state",
+            str(tmp_path / "state"),
+            "--daily-limit",
+            "50",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
     )
     try:
         line = proc.stdout.readline()
         facts = json.loads(line)
         assert set(facts) == FACT_KEYS
-        resp = requests.get(f"{facts['instance_url']}/services/data/v59.0/limits",
-                            headers={"Authorization": f"Bearer {facts['access_token']}"}, timeout=10)
+        resp = requests.get(
+            f"{facts['instance_url']}/services/data/v59.0/limits",
+            headers={"Authorization": f"Bearer {facts['access_token']}"},
+            timeout=10,
+        )
         assert resp.status_code == 200
         assert resp.json()["DailyApiRequests"] == {"Max": 50, "Remaining": 49}
         assert resp.headers["Sforce-Limit-Info"] == "api-usage=1/50"
@@ -144,3 +189,64 @@ def test_start_with_a_fixed_port(shared_org):
         assert emu.port == port
         assert requests.get(f"http://127.0.0.1:{port}/services/data/", timeout=10).status_code == 200
     time.sleep(0.05)
+
+
+def test_cli_fault_flags_build_the_faults():
+    from salesforce_emulator.__main__ import _faults, _parser
+
+    args = _parser().parse_args(
+        [
+            "serve",
+            "--session-max-requests",
+            "3",
+            "--session-ttl",
+            "60",
+            "--error-rate",
+            "0.25",
+            "--fault-seed",
+            "9",
+            "--limit-exceeded",
+            "--query-timeout-rows",
+            "100",
+            "--invalid-locator",
+            "--latency",
+            "0.5",
+            "--drop-after-bytes",
+            "10",
+            "--bulk-fail",
+            "--fault-rule",
+            '{"pattern": "/query", "count": 2, "status": 500, "error_code": "UNKNOWN_EXCEPTION"}',
+        ]
+    )
+    faults = _faults(args)
+    assert (faults.session_max_requests, faults.session_ttl_seconds, faults.error_rate, faults.seed) == (
+        3,
+        60,
+        0.25,
+        9,
+    )
+    assert faults.limit_exceeded and faults.invalid_locator and faults.bulk_fail
+    assert (faults.query_timeout_rows, faults.latency_seconds, faults.drop_after_bytes) == (100, 0.5, 10)
+    assert (
+        faults.rules[0].pattern == "/query" and faults.rules[0].count == 2 and faults.rules[0].status == 500
+    )
+
+
+def test_concurrent_clients_are_served_in_parallel(emu):
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = emu.org.count(emu.org.compile("SELECT COUNT() FROM Contact"))
+    emu.faults.latency_seconds = 0.2  # each call holds its thread: only parallel serving is fast
+
+    def worker(_: int) -> int:
+        s = emulator_session(emu.facts)
+        body = s.get(
+            f"{api(emu)}/query", params={"q": "SELECT COUNT() FROM Contact"}, headers=auth(emu)
+        ).json()
+        return body["totalSize"]
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(worker, range(8)))
+    assert results == [expected] * 8
+    assert time.monotonic() - started < 8 * 0.2

@@ -85,6 +85,7 @@ class Invocation:
     handler: str
     event: dict[str, Any]
     error: str | None = None
+    message: str = ""
 
 
 @dataclass
@@ -170,6 +171,7 @@ def dispatch_to_handlers(deployed: Deployed) -> Iterator[Deployed]:
             return json.dumps(result).encode()
         except Exception as exc:  # noqa: BLE001 - reported to Step Functions as the runtime does
             record.error = type(exc).__name__
+            record.message = str(exc)[:300]
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(
                 {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []}
@@ -185,7 +187,9 @@ def dispatch_to_handlers(deployed: Deployed) -> Iterator[Deployed]:
 def run_execution(session: Any, state_machine_arn: str, run_input: dict[str, Any], *, timeout_s: float = 240) -> dict[str, Any]:
     """Start an execution and wait for it to end; returns ``describe_execution`` plus its history."""
     sfn = session.client("stepfunctions")
-    arn = sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps(run_input))["executionArn"]
+    arn = sfn.start_execution(
+        stateMachineArn=state_machine_arn, name=f"test-{uuid.uuid4().hex[:12]}", input=json.dumps(run_input)
+    )["executionArn"]
     deadline = time.monotonic() + timeout_s
     while True:
         desc = sfn.describe_execution(executionArn=arn)

@@ -258,3 +258,19 @@ def test_error_translation(code, status, expected):
 def test_part_size_below_s3_minimum_is_refused(aws):
     with pytest.raises(ConfigError):
         S3ObjectStore("b", client=aws.s3, part_size=MiB)
+
+
+def test_configured_from_deployment_values(aws):
+    bucket = make_bucket(aws.s3, object_lock=True)
+    store = S3ObjectStore.configured(
+        bucket, kms_key_id="alias/aws/s3", lock_mode="compliance", lock_days="7", client=aws.s3
+    )
+    assert (
+        store.object_lock == ObjectLockPolicy(LockMode.COMPLIANCE, 7) and store.kms_key_id == "alias/aws/s3"
+    )
+    plain = S3ObjectStore.configured(bucket, client=aws.s3)
+    assert plain.object_lock is None and plain.kms_key_id is None
+    with pytest.raises(ConfigError, match="ORGVAULT_LOCK_MODE"):
+        S3ObjectStore.configured(bucket, lock_mode="forever", lock_days="7", client=aws.s3)
+    with pytest.raises(ConfigError, match="ORGVAULT_LOCK_DAYS"):
+        S3ObjectStore.configured(bucket, lock_mode="GOVERNANCE", lock_days="", client=aws.s3)

@@ -11,7 +11,14 @@ import pytest
 from orgvault.domain.models import RunKind, RunStatus
 from orgvault.errors import RunInProgress, SalesforceAuthError, UnknownOrg
 from orgvault.services.orgs import connect_org
-from tests.integration.test_backup_support import ORG, assert_identical, connect, make_app, vault_files
+from tests.integration.test_backup_support import (
+    ORG,
+    assert_identical,
+    change_org,
+    connect,
+    make_app,
+    vault_files,
+)
 
 
 def test_full_backup_equals_the_org(tmp_path, fresh_emulator):
@@ -34,17 +41,11 @@ def test_full_backup_equals_the_org(tmp_path, fresh_emulator):
 
 
 def test_incremental_after_changes_equals_the_org(tmp_path, fresh_emulator):
-    from salesforce_emulator import activity
-
     emu = fresh_emulator(scale=400, seed=4)
     app = make_app(tmp_path, reconcile_every=1)
     connect(app, emu)
     full = app.backup_service().run_backup(ORG)
-    emu.org.clock.advance(60)
-    activity.add_custom_field(emu.org, "Account", "Loyalty_Score__c", "double", seed=11)
-    changes = activity.mutate(emu.org, seed=11, update_share=0.05, delete_share=0.02, undelete=2, purge=2,
-                              new_files=3)
-    emu.org.clock.advance(60)
+    changes = change_org(emu.org, seed=11)
     inc = app.backup_service().run_backup(ORG)
     assert inc.snapshot.kind is RunKind.INCREMENTAL
     assert inc.snapshot.parent_id == full.snapshot.snapshot_id

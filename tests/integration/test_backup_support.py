@@ -73,3 +73,20 @@ def assert_identical(app: App, emu: Any, name: str = ORG, snapshot_id: str | Non
 def vault_files(home: Path) -> dict[str, bytes]:
     root = home / "vault"
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def change_org(org: Any, seed: int, *, update_share: float = 0.05, delete_share: float = 0.02) -> dict[str, Any]:
+    """A working day: a new custom field, updates, deletes, new files; then some of the deleted
+    records are undeleted and some purged (so they vanish without a trace: only id reconciliation
+    can notice). Advances the org clock past the overlap window first."""
+    from salesforce_emulator import activity
+
+    org.clock.advance(900)
+    field = activity.add_custom_field(org, "Account", f"Score{seed}__c", "double", seed=seed, fill_share=0.3)
+    first = activity.mutate(org, seed=seed, update_share=update_share, delete_share=delete_share, new_files=3)
+    org.clock.advance(60)
+    second = activity.mutate(org, seed=seed + 1, update_share=0.0, delete_share=0.0, undelete=2, purge=2)
+    org.clock.advance(60)
+    summary = {"field": field, "first": first, "second": second}
+    assert any(second["purged"].values()) and any(second["undeleted"].values()), summary
+    return summary

@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 
 from orgvault.services.verify import verify_snapshot
-from tests.integration.test_backup_support import ORG, connect, make_app
+from tests.integration.test_backup_support import ORG, change_org, connect, make_app
 
 BETA = "beta"
 
 
 @pytest.fixture(scope="module")
 def golden(tmp_path_factory, jwt_private_key):
-    from salesforce_emulator import activity
     from tests.conftest import _start
 
     emu = _start(jwt_private_key, scale=250, seed=21)
@@ -32,8 +31,7 @@ def golden(tmp_path_factory, jwt_private_key):
         connect(app, emu, name=BETA)
         app.backup_service().run_backup(ORG)
         app.backup_service().run_backup(BETA)
-        emu.org.clock.advance(30)
-        activity.mutate(emu.org, seed=2, update_share=0.1, delete_share=0.02, new_files=1)
+        change_org(emu.org, seed=2)
         app.backup_service().run_backup(ORG)
         app.close()
     finally:

@@ -203,10 +203,10 @@ def test_expired_sessions_and_503s_are_survived(world):
 def test_exhausted_allowance_pauses_then_resumes(world):
     app, emu, org, h, snap = world
     delete_hierarchy(org, h)
-    emu.usage.reset(emu.usage.used + 25)  # a few calls left today
+    emu.usage.reset(40)  # a new day with a tiny allowance (80% of it usable): not enough for everything
     svc, _ = restore_kit(app, ORG, batch_size=1)
     first = svc.run(RestoreRequest(org=ORG, object_name="Account", ids=(h.account,), with_children=True))
-    assert first.status is JobStatus.PAUSED and "--resume" in first.message
+    assert first.status is JobStatus.PAUSED and "--resume" in first.message, first.api_calls
     assert any(r.success for r in first.results)
     emu.usage.reset(100_000)  # the next day
     svc2, _ = restore_kit(app, ORG, batch_size=1)

@@ -102,7 +102,9 @@ def secrets_of(emu: Any, jwt_key: str) -> list[str]:
     return [f.password, f.client_secret, f.refresh_token, f.access_token, jwt_key.splitlines()[1]]
 
 
-def assert_no_secret(exc: BaseException, secrets: list[str], src: SimpleSalesforceSource | None = None) -> None:
+def assert_no_secret(
+    exc: BaseException, secrets: list[str], src: SimpleSalesforceSource | None = None
+) -> None:
     values = list(secrets) + ([src._token] if src is not None and src._token else [])  # noqa: SLF001
     for text in (str(exc), repr(exc), str(exc.__cause__ or ""), str(exc.__context__ or "")):
         for secret in values:
@@ -113,7 +115,9 @@ def assert_no_secret(exc: BaseException, secrets: list[str], src: SimpleSalesfor
 
 
 @pytest.mark.parametrize("auth", ALL_AUTH)
-def test_every_login_flow_reaches_the_org(emulator: Any, emulator_source: Callable[..., Any], auth: str) -> None:
+def test_every_login_flow_reaches_the_org(
+    emulator: Any, emulator_source: Callable[..., Any], auth: str
+) -> None:
     src = emulator_source(emulator, auth)
     assert src.org_id() == emulator.facts.org_id
     names = {e["name"] for e in src.list_objects()}
@@ -161,7 +165,9 @@ def test_a_bad_jwt_key_is_an_auth_error(emulator: Any, emulator_login: Callable[
         SimpleSalesforceSource(conn, creds).login()
 
 
-def test_sf_property_is_a_working_simple_salesforce_client(emulator: Any, emulator_source: Callable[..., Any]) -> None:
+def test_sf_property_is_a_working_simple_salesforce_client(
+    emulator: Any, emulator_source: Callable[..., Any]
+) -> None:
     src = emulator_source(emulator)
     result = src.sf.query("SELECT Id FROM Account LIMIT 3")
     assert len(result["records"]) == 3
@@ -182,7 +188,9 @@ def test_only_https_or_loopback_http_is_accepted(url: str) -> None:
 
 
 def test_https_sessions_require_tls_1_2() -> None:
-    conn = OrgConnection(name="x", instance_url="https://acme.my.salesforce.com", auth_method=AuthMethod.PASSWORD)
+    conn = OrgConnection(
+        name="x", instance_url="https://acme.my.salesforce.com", auth_method=AuthMethod.PASSWORD
+    )
     src = SimpleSalesforceSource(conn, {"username": "u", "password": "p"})
     adapter = src._session.get_adapter("https://acme.my.salesforce.com/services/data")  # noqa: SLF001
     assert isinstance(adapter, Tls12Adapter)
@@ -249,7 +257,9 @@ def test_bulk_read_equals_rest_read_equals_the_org_for_every_object(
     assert checked >= 10
 
 
-def test_bulk_pages_by_locator_and_a_page_can_be_replayed(emulator: Any, emulator_source: Callable[..., Any]) -> None:
+def test_bulk_pages_by_locator_and_a_page_can_be_replayed(
+    emulator: Any, emulator_source: Callable[..., Any]
+) -> None:
     src = emulator_source(emulator, bulk_page_records=5)
     schema, plan = plan_of(src, "Contact")
     cursor = src.start_read(schema, list(plan.fields), strategy="bulk")
@@ -363,7 +373,9 @@ def test_503s_are_retried_with_backoff(
     emu.faults.error_rate = 0.3
     emu.faults.seed = 7
     delays: list[float] = []
-    src = emulator_source(emu, rest_batch_size=None, bulk_page_records=10, sleep=delays.append, max_attempts=8)
+    src = emulator_source(
+        emu, rest_batch_size=None, bulk_page_records=10, sleep=delays.append, max_attempts=8
+    )
     schema, plan = plan_of(src, "Contact")
     for strategy in ("rest", "bulk"):
         records, _ = read_all(src, schema, plan, strategy)
@@ -396,10 +408,14 @@ def test_dropped_connections_mid_body_are_read_again(
     emu = fresh_emulator(default_batch_size=10)
     src = emulator_source(emu, rest_batch_size=None, bulk_page_records=15)
     schema, plan = plan_of(src, "Contact")
-    emu.faults.rules.append(FaultRule(pattern=r"/results$", count=2, action=RuleAction.DROP, drop_after_bytes=300))
+    emu.faults.rules.append(
+        FaultRule(pattern=r"/results$", count=2, action=RuleAction.DROP, drop_after_bytes=300)
+    )
     records, _ = read_all(src, schema, plan, "bulk")
     assert same_as_truth(records, emu.org, plan)
-    emu.faults.rules.append(FaultRule(pattern=r"/query", count=2, action=RuleAction.DROP, drop_after_bytes=200))
+    emu.faults.rules.append(
+        FaultRule(pattern=r"/query", count=2, action=RuleAction.DROP, drop_after_bytes=200)
+    )
     records, _ = read_all(src, schema, plan, "rest")
     assert same_as_truth(records, emu.org, plan)
     assert src.retries >= 4
@@ -453,8 +469,9 @@ def test_expired_query_locator_is_query_locator_expired(
 # --- blobs ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("obj", "field"), [("ContentVersion", "VersionData"), ("Attachment", "Body"),
-                                            ("Document", "Body")])
+@pytest.mark.parametrize(
+    ("obj", "field"), [("ContentVersion", "VersionData"), ("Attachment", "Body"), ("Document", "Body")]
+)
 def test_blob_downloads_equal_the_org_bytes(
     emulator: Any, emulator_source: Callable[..., Any], obj: str, field: str
 ) -> None:
@@ -492,13 +509,17 @@ def test_blob_download_survives_a_dropped_connection(
     expected = bytes(emu.org.read_blob("ContentVersion", rec["Id"], "VersionData"))
     assert len(expected) > 100
     emu.faults.rules.append(
-        FaultRule(pattern=r"/VersionData$", count=2, action=RuleAction.DROP, drop_after_bytes=len(expected) // 2)
+        FaultRule(
+            pattern=r"/VersionData$", count=2, action=RuleAction.DROP, drop_after_bytes=len(expected) // 2
+        )
     )
     assert b"".join(src.download("ContentVersion", rec["Id"], "VersionData")) == expected
     assert src.retries == 2
 
 
-def test_download_rejects_malformed_ids_without_a_call(emulator: Any, emulator_source: Callable[..., Any]) -> None:
+def test_download_rejects_malformed_ids_without_a_call(
+    emulator: Any, emulator_source: Callable[..., Any]
+) -> None:
     src = emulator_source(emulator)
     with pytest.raises(SalesforceRequestError):
         src.download("ContentVersion", "../../limits", "VersionData")
@@ -519,7 +540,13 @@ def test_download_rejects_malformed_ids_without_a_call(emulator: Any, emulator_s
         (503, "SERVER_UNAVAILABLE", "busy", False, SalesforceUnavailable),
         (500, "", "oops", False, SalesforceUnavailable),
         (400, "QUERY_TIMEOUT", "too long", False, SalesforceUnavailable),
-        (400, "INVALIDENTITY", "Entity 'Attachment' is not supported by the Bulk API.", True, BulkNotSupported),
+        (
+            400,
+            "INVALIDENTITY",
+            "Entity 'Attachment' is not supported by the Bulk API.",
+            True,
+            BulkNotSupported,
+        ),
         (400, "API_ERROR", "Compound fields are not supported by the Bulk API", True, BulkNotSupported),
         (400, "INVALIDENTITY", "x", False, SalesforceRequestError),
         (400, "MALFORMED_QUERY", "unexpected token", True, SalesforceRequestError),
@@ -531,3 +558,126 @@ def test_translate_error(status: int, code: str, message: str, bulk: bool, expec
     assert type(err) is expected
     if isinstance(err, SalesforceRequestError):
         assert err.error_code == code and err.status == status
+
+
+def test_no_secret_reaches_logs_or_errors_across_faults(
+    fresh_emulator: Callable[..., Any],
+    emulator_source: Callable[..., Any],
+    emulator_login: Callable[..., Any],
+    jwt_private_key: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from salesforce_emulator.faults import FaultRule, RuleAction
+
+    caplog.set_level(logging.DEBUG)
+    emu = fresh_emulator(default_batch_size=10)
+    emu.faults.session_max_requests = 2
+    emu.faults.error_rate = 0.2
+    errors: list[BaseException] = []
+    sources = []
+    for auth in ALL_AUTH:
+        src = emulator_source(emu, auth, rest_batch_size=None, max_attempts=8)
+        sources.append(src)
+        schema, plan = plan_of(src, "Account")
+        emu.faults.rules.append(
+            FaultRule(pattern=r"/query", count=1, action=RuleAction.DROP, drop_after_bytes=50)
+        )
+        read_all(src, schema, plan, "rest")
+        emu.faults.invalid_locator = True
+        try:
+            read_all(src, schema, plan, "rest")
+        except QueryLocatorExpired as exc:
+            errors.append(exc)
+        emu.faults.invalid_locator = False
+        conn, creds = emulator_login(emu, auth)
+        creds = {
+            k: (v + "x" if k in ("password", "client_secret", "refresh_token", "username") else v)
+            for k, v in creds.items()
+        }
+        try:
+            SimpleSalesforceSource(conn, creds, sleep=lambda _s: None).login()
+        except SalesforceAuthError as exc:
+            errors.append(exc)
+    assert len(errors) == 2 * len(ALL_AUTH)
+    secrets = secrets_of(emu, jwt_private_key) + [s._token for s in sources if s._token]  # noqa: SLF001
+    for exc in errors:
+        assert_no_secret(exc, secrets)
+    for secret in secrets:
+        assert secret not in caplog.text
+    assert "retrying" in caplog.text or "logging in again" in caplog.text  # the faults did happen
+
+
+def test_unreachable_salesforce_is_unavailable_after_bounded_attempts(
+    emulator_login: Callable[..., Any],
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conn = OrgConnection(
+        name="x",
+        instance_url=f"http://127.0.0.1:{port}",
+        login_url=f"http://127.0.0.1:{port}",
+        auth_method=AuthMethod.CLIENT_CREDENTIALS,
+    )
+    delays: list[float] = []
+    src = SimpleSalesforceSource(
+        conn, {"client_id": "id", "client_secret": "secret-value"}, sleep=delays.append
+    )
+    with pytest.raises(SalesforceUnavailable, match="cannot reach") as info:
+        src.org_id()
+    assert src.logins == src.max_attempts and len(delays) == src.max_attempts - 1
+    assert "secret-value" not in str(info.value)
+
+
+def test_malformed_answers_are_clear_request_errors(
+    fresh_emulator: Callable[..., Any], emulator_source: Callable[..., Any]
+) -> None:
+    from salesforce_emulator.faults import FaultRule
+
+    emu = fresh_emulator()
+    src = emulator_source(emu)
+    src.login()
+    # a 200 whose body is not what describeGlobal returns
+    emu.faults.rules.append(FaultRule(pattern=r"/sobjects$", count=1, status=200, error_code="WEIRD"))
+    with pytest.raises(SalesforceRequestError, match="sobjects") as info:
+        src.list_objects()
+    assert info.value.error_code == "MALFORMED"
+    schema = src.describe("Account")
+    before = src.calls
+    with pytest.raises(SalesforceRequestError, match="no field"):
+        src.start_read(schema, ["Id", "NoSuchField__c"], strategy="rest")
+    with pytest.raises(ConfigError):
+        src.start_read(schema, ["Id"], strategy="soap")
+    with pytest.raises(SalesforceRequestError, match="cursor"):
+        src.read_page({"kind": "rest", "v": 99})
+    assert src.calls == before
+
+
+def test_objects_that_need_a_parent_filter_are_read_in_batches_of_parent_ids(
+    emulator: Any, emulator_source: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sfmod, "FILTER_BATCH", 1)
+    src = emulator_source(emulator, rest_batch_size=None)
+    schema, plan = plan_of(src, "ContentDocumentLink")
+    assert plan.strategy is Strategy.REST
+    with pytest.raises(BulkNotSupported):
+        src.start_read(schema, list(plan.fields), strategy="bulk")
+    cursor: dict[str, Any] | None = src.start_read(schema, list(plan.fields), strategy="rest")
+    records: list[dict[str, Any]] = []
+    pages = 0
+    while cursor is not None:
+        page = src.read_page(cursor)
+        assert src.read_page(cursor).records == page.records  # a replayed cursor reads the same page
+        records.extend(page.records)
+        cursor = page.cursor
+        pages += 1
+    documents = list(emulator.org.true_records("ContentDocument", include_deleted=True))
+    assert pages == len(documents) >= 2 and records  # one query per parent id
+    assert same_as_truth(records, emulator.org, plan)
+    some = records[0]
+    filtered, _ = read_all(src, schema, plan, "rest", where=f"Id = '{some['Id']}'")
+    assert [r["Id"] for r in filtered] == [some["Id"]]

@@ -28,7 +28,9 @@ json_scalar = st.one_of(
 )
 json_value = st.recursive(
     json_scalar,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -110,7 +112,7 @@ def test_builder_holds_only_compressed_bytes():
     """Memory stays flat: 50,000 repetitive records are held compressed, far below their JSON size."""
     b = ChunkBuilder()
     for i in range(50_000):
-        assert b.add({"Id": f"001{i:015d}", "Name": "Account number %d" % (i % 10), "Industry": "Energy"}) is None
+        assert b.add({"Id": f"001{i:015d}", "Name": f"Account number {i % 10}", "Industry": "Energy"}) is None
     assert b.pending_bytes > 2_500_000
     assert len(b._out) < b.pending_bytes / 5
     chunk = b.flush()
@@ -140,8 +142,12 @@ def test_unknown_payload_version_and_garbage():
     newer = c.compress(b'{"fields":["Id"],"format":"ovc-rows","v":2}\n["1"]\n')
     with pytest.raises(UnknownFormatVersion):
         list(decode_chunk(newer))
-    for bad in (b"garbage", c.compress(b'{"format":"other"}\n'), c.compress(b""),
-                c.compress(b'{"fields":["Id","A"],"format":"ovc-rows","v":1}\n["1"]\n')):
+    for bad in (
+        b"garbage",
+        c.compress(b'{"format":"other"}\n'),
+        c.compress(b""),
+        c.compress(b'{"fields":["Id","A"],"format":"ovc-rows","v":1}\n["1"]\n'),
+    ):
         with pytest.raises(IntegrityError):
             list(decode_chunk(bad))
 

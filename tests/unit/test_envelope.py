@@ -230,7 +230,15 @@ def test_header_is_canonical_json_with_documented_fields():
     (length,) = struct.unpack(">I", pre[5:9])
     assert len(pre) == PREAMBLE_FIXED_SIZE + length
     obj = json.loads(pre[9:])
-    assert sorted(obj) == ["compression", "context", "key_ref", "kind", "nonce", "segment_size", "wrapped_key"]
+    assert sorted(obj) == [
+        "compression",
+        "context",
+        "key_ref",
+        "kind",
+        "nonce",
+        "segment_size",
+        "wrapped_key",
+    ]
     assert pre[9:] == json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 

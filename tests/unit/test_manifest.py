@@ -22,7 +22,14 @@ FIELDS = (("Id", "id"), ("Name", "string"), ("SystemModstamp", "datetime"))
 
 
 def ref(run: str, seq: int, kind: ChunkKind = ChunkKind.RECORDS, records: int = 10) -> ChunkRef:
-    return ChunkRef(f"orgs/acme/snapshots/{run}/objects/Account/{seq:06d}-{kind}-aa.ovc", run, seq, kind, records, "ab" * 32)
+    return ChunkRef(
+        f"orgs/acme/snapshots/{run}/objects/Account/{seq:06d}-{kind}-aa.ovc",
+        run,
+        seq,
+        kind,
+        records,
+        "ab" * 32,
+    )
 
 
 def full(run: str = "r1") -> Manifest:
@@ -34,7 +41,9 @@ def full(run: str = "r1") -> Manifest:
         run_kind=RunKind.FULL,
         salesforce_org_id="00D000000000001",
         updates={
-            "Account": object_update(fields=FIELDS, chunks=[ref(run, 1), ref(run, 0)], full=True, watermark="w1"),
+            "Account": object_update(
+                fields=FIELDS, chunks=[ref(run, 1), ref(run, 0)], full=True, watermark="w1"
+            ),
             "Contact": object_update(fields=FIELDS, chunks=[], full=True, watermark=None, records=0),
         },
     )
@@ -70,7 +79,10 @@ def test_incremental_adds_a_delta_layer_and_chains_the_parent():
         },
     )
     acc = m.objects["Account"]
-    assert [(layer.kind, layer.run_id) for layer in acc.layers] == [(LayerKind.BASE, "r1"), (LayerKind.DELTA, "r2")]
+    assert [(layer.kind, layer.run_id) for layer in acc.layers] == [
+        (LayerKind.BASE, "r1"),
+        (LayerKind.DELTA, "r2"),
+    ]
     assert acc.records == 19 and acc.watermark == "w2"
     assert m.objects["Contact"] == parent.objects["Contact"]  # untouched objects carried over
     assert (m.parent_snapshot_id, m.parent_manifest_sha256) == ("r1", "ff" * 32)
@@ -81,7 +93,11 @@ def test_incremental_adds_a_delta_layer_and_chains_the_parent():
 def test_incremental_without_changes_adds_no_layer_but_moves_watermark():
     parent = full()
     m = next_manifest(
-        parent, org="acme", snapshot_id="r2", created_at="t", run_kind=RunKind.INCREMENTAL,
+        parent,
+        org="acme",
+        snapshot_id="r2",
+        created_at="t",
+        run_kind=RunKind.INCREMENTAL,
         parent_manifest_sha256="ff" * 32,
         updates={"Account": object_update(fields=(), chunks=[], full=False, watermark="w9")},
     )
@@ -93,9 +109,17 @@ def test_incremental_without_changes_adds_no_layer_but_moves_watermark():
 def test_estimated_count_without_explicit_records():
     parent = full()
     m = next_manifest(
-        parent, org="acme", snapshot_id="r2", created_at="t", run_kind=RunKind.INCREMENTAL,
+        parent,
+        org="acme",
+        snapshot_id="r2",
+        created_at="t",
+        run_kind=RunKind.INCREMENTAL,
         parent_manifest_sha256="ff" * 32,
-        updates={"Account": object_update(fields=FIELDS, chunks=[ref("r2", 0, ChunkKind.TOMBSTONES, 5)], full=False)},
+        updates={
+            "Account": object_update(
+                fields=FIELDS, chunks=[ref("r2", 0, ChunkKind.TOMBSTONES, 5)], full=False
+            )
+        },
     )
     assert m.objects["Account"].records == 15
     assert with_counts(m, {"Account": 14}).objects["Account"].records == 14
@@ -104,10 +128,17 @@ def test_estimated_count_without_explicit_records():
 def test_full_reread_replaces_layers():
     parent = full()
     m = next_manifest(
-        parent, org="acme", snapshot_id="r3", created_at="t", run_kind=RunKind.INCREMENTAL,
+        parent,
+        org="acme",
+        snapshot_id="r3",
+        created_at="t",
+        run_kind=RunKind.INCREMENTAL,
         parent_manifest_sha256="ff" * 32,
-        updates={"Account": object_update(fields=FIELDS + (("New__c", "string"),), chunks=[ref("r3", 0)], full=True,
-                                          fields_hash="h2")},
+        updates={
+            "Account": object_update(
+                fields=FIELDS + (("New__c", "string"),), chunks=[ref("r3", 0)], full=True, fields_hash="h2"
+            )
+        },
     )
     acc = m.objects["Account"]
     assert [(layer.kind, layer.run_id) for layer in acc.layers] == [(LayerKind.BASE, "r3")]
@@ -116,24 +147,49 @@ def test_full_reread_replaces_layers():
 
 def test_removed_objects_and_guards():
     parent = full()
-    m = next_manifest(parent, org="acme", snapshot_id="r2", created_at="t", run_kind=RunKind.INCREMENTAL,
-                      parent_manifest_sha256="ff" * 32, updates={}, removed=["Contact"])
+    m = next_manifest(
+        parent,
+        org="acme",
+        snapshot_id="r2",
+        created_at="t",
+        run_kind=RunKind.INCREMENTAL,
+        parent_manifest_sha256="ff" * 32,
+        updates={},
+        removed=["Contact"],
+    )
     assert list(m.objects) == ["Account"]
     with pytest.raises(ValueError):
-        next_manifest(parent, org="beta", snapshot_id="r2", created_at="t", run_kind=RunKind.INCREMENTAL,
-                      parent_manifest_sha256="ff" * 32, updates={})
+        next_manifest(
+            parent,
+            org="beta",
+            snapshot_id="r2",
+            created_at="t",
+            run_kind=RunKind.INCREMENTAL,
+            parent_manifest_sha256="ff" * 32,
+            updates={},
+        )
     with pytest.raises(ValueError):  # the hash chain is mandatory
-        next_manifest(parent, org="acme", snapshot_id="r2", created_at="t", run_kind=RunKind.INCREMENTAL, updates={})
+        next_manifest(
+            parent, org="acme", snapshot_id="r2", created_at="t", run_kind=RunKind.INCREMENTAL, updates={}
+        )
     with pytest.raises(ValueError):  # an incremental needs a base
-        next_manifest(parent, org="acme", snapshot_id="r2", created_at="t", run_kind=RunKind.INCREMENTAL,
-                      parent_manifest_sha256="ff" * 32,
-                      updates={"Lead": object_update(fields=FIELDS, chunks=[ref("r2", 0)], full=False)})
+        next_manifest(
+            parent,
+            org="acme",
+            snapshot_id="r2",
+            created_at="t",
+            run_kind=RunKind.INCREMENTAL,
+            parent_manifest_sha256="ff" * 32,
+            updates={"Lead": object_update(fields=FIELDS, chunks=[ref("r2", 0)], full=False)},
+        )
     with pytest.raises(IntegrityError):
         object_update(fields=FIELDS, chunks=[ref("r2", 0), ref("r2", 0)], full=True)
 
 
 def test_catalog_chunk_records_are_accepted():
-    rec = ChunkRecord("acme", "r1", "Account", 0, ChunkKind.RECORDS, "k", 7, 100, 50, "cd" * 32, "001A", "001B")
+    rec = ChunkRecord(
+        "acme", "r1", "Account", 0, ChunkKind.RECORDS, "k", 7, 100, 50, "cd" * 32, "001A", "001B"
+    )
     up = object_update(fields=FIELDS, chunks=[rec], full=True)
     assert up.chunks == (ChunkRef("k", "r1", 0, ChunkKind.RECORDS, 7, "cd" * 32, "001A", "001B"),)
 
@@ -147,7 +203,14 @@ def test_serialization_roundtrip_is_canonical():
     assert obj["format"] == "orgvault-manifest" and obj["version"] == 1
     assert list(obj["objects"]) == ["Account", "Contact"]
     assert set(obj["objects"]["Account"]["layers"][0]["chunks"][0]) == {
-        "key", "run_id", "seq", "kind", "records", "sha256", "first_id", "last_id"
+        "key",
+        "run_id",
+        "seq",
+        "kind",
+        "records",
+        "sha256",
+        "first_id",
+        "last_id",
     }
 
 
@@ -155,7 +218,11 @@ def test_version_and_shape_checks():
     obj = json.loads(full().to_bytes())
     with pytest.raises(UnknownFormatVersion):
         manifest_from_bytes(json.dumps({**obj, "version": 2}).encode())
-    for bad in (b"nope", b"[]", json.dumps({**obj, "format": "x"}).encode(),
-                json.dumps({k: v for k, v in obj.items() if k != "objects"}).encode()):
+    for bad in (
+        b"nope",
+        b"[]",
+        json.dumps({**obj, "format": "x"}).encode(),
+        json.dumps({k: v for k, v in obj.items() if k != "objects"}).encode(),
+    ):
         with pytest.raises(IntegrityError):
             manifest_from_bytes(bad)

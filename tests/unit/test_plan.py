@@ -21,8 +21,14 @@ from orgvault.ports import FieldInfo, ObjectSchema
 
 
 def entry(name: str, **flags: object) -> dict[str, object]:
-    base: dict[str, object] = {"name": name, "queryable": True, "retrieveable": True, "replicateable": True,
-                               "deprecatedAndHidden": False, "keyPrefix": None}
+    base: dict[str, object] = {
+        "name": name,
+        "queryable": True,
+        "retrieveable": True,
+        "replicateable": True,
+        "deprecatedAndHidden": False,
+        "keyPrefix": None,
+    }
     base.update(flags)
     return base
 
@@ -77,7 +83,9 @@ def test_skip_rules_report_their_reason(name: str, flags: dict[str, object], rea
     assert skipped.name == name and skipped.reason is reason and skipped.detail
 
 
-@pytest.mark.parametrize("name", ["Account", "Contact", "ContentVersion", "Share", "Market_Share__c", "Feedback__c"])
+@pytest.mark.parametrize(
+    "name", ["Account", "Contact", "ContentVersion", "Share", "Market_Share__c", "Feedback__c"]
+)
 def test_data_objects_are_kept(name: str) -> None:
     assert skip_reason(entry(name)) is None
 
@@ -122,7 +130,9 @@ def test_compound_fields_are_replaced_by_components_and_calculated_fields_are_re
 
 
 def test_bulk_unsupported_objects_are_read_through_rest() -> None:
-    attachment = schema("Attachment", FieldInfo("Id", "id"), FieldInfo("Body", "base64"), FieldInfo("Name", "string"))
+    attachment = schema(
+        "Attachment", FieldInfo("Id", "id"), FieldInfo("Body", "base64"), FieldInfo("Name", "string")
+    )
     plan = plan_object(entry("Attachment"), attachment)
     assert isinstance(plan, ObjectPlan)
     assert plan.strategy is Strategy.REST and plan.file_fields == ("Body",)
@@ -139,13 +149,21 @@ def test_fields_hash_detects_schema_changes_not_order() -> None:
     assert fields_hash(base) != fields_hash([*base, ("New__c", "string")])
     assert fields_hash(base) != fields_hash([("Id", "id"), ("Name", "textarea")])
     a = plan_object(entry("Account"), ACCOUNT)
-    b = plan_object(entry("Account"), ObjectSchema("Account", (*ACCOUNT.fields, FieldInfo("New__c", "string"))))
+    b = plan_object(
+        entry("Account"), ObjectSchema("Account", (*ACCOUNT.fields, FieldInfo("New__c", "string")))
+    )
     assert isinstance(a, ObjectPlan) and isinstance(b, ObjectPlan) and a.fields_hash != b.fields_hash
 
 
 def test_build_plan_accounts_for_every_object_and_describes_only_kept_ones() -> None:
-    sobjects = [entry("Contact"), entry("AccountFeed"), entry("Account"), entry("Broken__c"),
-                entry("Hidden", queryable=False), entry("ContentVersion")]
+    sobjects = [
+        entry("Contact"),
+        entry("AccountFeed"),
+        entry("Account"),
+        entry("Broken__c"),
+        entry("Hidden", queryable=False),
+        entry("ContentVersion"),
+    ]
     schemas = {"Account": ACCOUNT, "ContentVersion": CONTENT_VERSION, "Contact": schema("Contact")}
     described: list[str] = []
 
@@ -174,3 +192,18 @@ def test_soql_has_no_order_by_or_limit() -> None:
     assert soql("Account", ["Id"], "SystemModstamp >= 2024-01-01T00:00:00Z") == (
         "SELECT Id FROM Account WHERE SystemModstamp >= 2024-01-01T00:00:00Z"
     )
+
+
+def test_objects_needing_a_parent_filter_are_planned_for_rest() -> None:
+    from orgvault.domain.plan import FILTER_REQUIRED
+
+    links = schema(
+        "ContentDocumentLink",
+        FieldInfo("Id", "id"),
+        FieldInfo("ContentDocumentId", "reference"),
+        FieldInfo("LinkedEntityId", "reference"),
+    )
+    plan = plan_object(entry("ContentDocumentLink"), links)
+    assert isinstance(plan, ObjectPlan) and plan.strategy is Strategy.REST
+    parent, key = FILTER_REQUIRED["contentdocumentlink"]
+    assert links.field(key) is not None and parent == "ContentDocument"

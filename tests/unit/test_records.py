@@ -58,10 +58,30 @@ def test_rest_and_csv_forms_of_one_record_are_identical() -> None:
         "SystemModstamp": "2024-01-31T09:05:07.000+0000",
         "LastActivityDate": "2024-01-30",
     }
-    header = ["Id", "Name", "BillingStreet", "BillingCity", "AnnualRevenue", "NumberOfEmployees", "IsDeleted",
-              "ParentId", "SystemModstamp", "LastActivityDate"]
-    row = ["001000000000001AAA", 'Acme, "the" company\nLine 2', "1 Main St", "", "15000", "42", "false", "",
-           "2024-01-31T09:05:07.000Z", "2024-01-30"]
+    header = [
+        "Id",
+        "Name",
+        "BillingStreet",
+        "BillingCity",
+        "AnnualRevenue",
+        "NumberOfEmployees",
+        "IsDeleted",
+        "ParentId",
+        "SystemModstamp",
+        "LastActivityDate",
+    ]
+    row = [
+        "001000000000001AAA",
+        'Acme, "the" company\nLine 2',
+        "1 Main St",
+        "",
+        "15000",
+        "42",
+        "false",
+        "",
+        "2024-01-31T09:05:07.000Z",
+        "2024-01-30",
+    ]
     from_rest = canonical_from_rest(rest, specs)
     from_csv = canonical_from_csv(header, row, specs)
     assert from_rest == from_csv
@@ -104,8 +124,17 @@ def test_canonical_value(value: object, ftype: str, expected: object) -> None:
 
 @pytest.mark.parametrize(
     ("value", "ftype"),
-    [("yes", "boolean"), ("7.5", "int"), ("abc", "double"), ("nan", "double"), ("31/01/2024", "date"),
-     ("yesterday", "datetime"), ("noon", "time"), ({"city": "x"}, "string"), (True, "int")],
+    [
+        ("yes", "boolean"),
+        ("7.5", "int"),
+        ("abc", "double"),
+        ("nan", "double"),
+        ("31/01/2024", "date"),
+        ("yesterday", "datetime"),
+        ("noon", "time"),
+        ({"city": "x"}, "string"),
+        (True, "int"),
+    ],
 )
 def test_values_that_are_not_their_type_are_rejected(value: object, ftype: str) -> None:
     with pytest.raises(ValueError):
@@ -113,7 +142,10 @@ def test_values_that_are_not_their_type_are_rejected(value: object, ftype: str) 
 
 
 def test_field_specs_use_describe_spelling_drop_compound_and_reject_relationships() -> None:
-    assert field_specs(ACCOUNT, ["id", "billingaddress", "billingcity"]) == [("Id", "id"), ("BillingCity", "string")]
+    assert field_specs(ACCOUNT, ["id", "billingaddress", "billingcity"]) == [
+        ("Id", "id"),
+        ("BillingCity", "string"),
+    ]
     with pytest.raises(ValueError, match="relationship"):
         field_specs(ACCOUNT, ["Parent.Name"])
     with pytest.raises(ValueError, match="no field"):
@@ -131,8 +163,12 @@ def test_csv_mapper_ignores_extra_columns_and_rejects_missing_ones() -> None:
 
 
 def test_rest_field_names_match_case_insensitively_and_missing_is_none() -> None:
-    assert canonical_from_rest({"id": "001", "NAME": "x"}, [("Id", "id"), ("Name", "string"), ("Foo", "int")]) == {
-        "Id": "001", "Name": "x", "Foo": None,
+    assert canonical_from_rest(
+        {"id": "001", "NAME": "x"}, [("Id", "id"), ("Name", "string"), ("Foo", "int")]
+    ) == {
+        "Id": "001",
+        "Name": "x",
+        "Foo": None,
     }
 
 
@@ -140,10 +176,15 @@ def test_python_typed_values_from_a_ground_truth_are_accepted() -> None:
     from datetime import date, time
 
     specs = [("D", "date"), ("T", "datetime"), ("H", "time")]
-    values = {"D": date(2024, 1, 30), "T": datetime(2024, 1, 31, 10, 5, 7, 123000, tzinfo=UTC) + timedelta(0),
-              "H": time(13, 45, 1, 500000)}
+    values = {
+        "D": date(2024, 1, 30),
+        "T": datetime(2024, 1, 31, 10, 5, 7, 123000, tzinfo=UTC) + timedelta(0),
+        "H": time(13, 45, 1, 500000),
+    }
     assert canonical_from_rest(values, specs) == {
-        "D": "2024-01-30", "T": "2024-01-31T10:05:07.123+0000", "H": "13:45:01.500Z",
+        "D": "2024-01-30",
+        "T": "2024-01-31T10:05:07.123+0000",
+        "H": "13:45:01.500Z",
     }
 
 
@@ -157,8 +198,23 @@ def test_datetime_helpers_round_trip() -> None:
 
 # --- property: any record rendered as Salesforce REST JSON and as Bulk CSV → same canonical dict -----
 
-TYPES = ["id", "string", "textarea", "picklist", "email", "boolean", "int", "long", "double", "currency",
-         "percent", "date", "datetime", "time", "reference"]
+TYPES = [
+    "id",
+    "string",
+    "textarea",
+    "picklist",
+    "email",
+    "boolean",
+    "int",
+    "long",
+    "double",
+    "currency",
+    "percent",
+    "date",
+    "datetime",
+    "time",
+    "reference",
+]
 
 _text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
 _dt = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1)).map(
@@ -172,8 +228,10 @@ def _value(ftype: str) -> st.SearchStrategy[object]:
     if ftype in ("int", "long"):
         return st.integers(-(2**53), 2**53)
     if ftype in ("double", "currency", "percent"):
-        return st.one_of(st.integers(-(10**12), 10**12).map(float),
-                         st.floats(allow_nan=False, allow_infinity=False, width=64))
+        return st.one_of(
+            st.integers(-(10**12), 10**12).map(float),
+            st.floats(allow_nan=False, allow_infinity=False, width=64),
+        )
     if ftype == "date":
         return st.dates().map(lambda d: d.isoformat())
     if ftype == "datetime":
@@ -187,8 +245,10 @@ def _value(ftype: str) -> st.SearchStrategy[object]:
 def records(draw: st.DrawFn) -> tuple[list[tuple[str, str]], dict[str, object]]:
     types = draw(st.lists(st.sampled_from(TYPES), min_size=1, max_size=12))
     specs = [(f"F{i}__c", t) for i, t in enumerate(types)]
-    values = {name: draw(st.one_of(st.none(), _value(t))) if t != "boolean" else draw(_value(t))
-              for name, t in specs}
+    values = {
+        name: draw(st.one_of(st.none(), _value(t))) if t != "boolean" else draw(_value(t))
+        for name, t in specs
+    }
     return specs, values
 
 
@@ -241,3 +301,47 @@ def test_property_rest_and_bulk_renderings_give_the_same_canonical_dict(
     from_csv = CsvRowMapper(header, specs)(row)
     assert from_rest == from_csv
     assert json.dumps(from_rest) == json.dumps(from_csv)
+
+
+_ANY_TYPES = [*TYPES, "multipicklist", "url", "anyType", "json", "encryptedstring"]
+_cells = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    _text,
+    st.sampled_from(
+        [
+            "true",
+            "false",
+            "0",
+            "-0",
+            "1e3",
+            "2024-01-31T09:05:07.000Z",
+            "2024-01-31T09:05:07.000+0000",
+            "2024-01-31",
+            "13:45:00.000Z",
+            "12",
+            "-5",
+            "١٢",
+            "inf",
+            "NaN",
+            " 7 ",
+        ]
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(_ANY_TYPES), _cells)
+def test_property_fast_converters_agree_with_canonical_value(ftype: str, value: object) -> None:
+    from orgvault.domain.records import converter
+
+    try:
+        expected = canonical_value(value, ftype)
+    except (ValueError, TypeError, OverflowError):
+        with pytest.raises((ValueError, TypeError, OverflowError)):
+            converter(ftype)(value)
+        return
+    got = converter(ftype)(value)
+    assert got == expected and type(got) is type(expected)
