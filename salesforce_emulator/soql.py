@@ -535,8 +535,10 @@ class _Resolver:
             and not self.base.relationship(parts[0])
         ):
             parts = parts[1:]
+        poly: FieldDef | None = None
+        poly_fk = ""
         for depth, part in enumerate(parts[:-1]):
-            if len(alias_targets) != 1:
+            if poly is not None or len(alias_targets) != 1:
                 raise _Unsupported(
                     "polymorphic",
                     _where(self.text, pos) + f"paths through the polymorphic "
@@ -544,6 +546,10 @@ class _Resolver:
                 )
             alias, obj = alias_targets[0]
             ref = obj.relationship(part)
+            if ref is not None and ref.polymorphic:
+                poly, poly_fk = ref, f'{alias}."{ref.name}"'
+            else:
+                poly, poly_fk = None, ""
             if ref is None:
                 raise SalesforceError(
                     400,
@@ -574,6 +580,19 @@ class _Resolver:
                 id_expr = "coalesce(" + ", ".join(f'{a}."Id"' for a, _ in alias_targets) + ")"
             rel_prefixes.append((tuple(canon[: depth + 1]), id_expr, static_type))
         leaf = parts[-1]
+        if poly is not None:
+            # through a polymorphic relationship only the fields of Salesforce's "Name" entity exist
+            if leaf.lower() not in NAME_ENTITY_FIELDS:
+                raise self.err_field(pos, leaf, "Name")
+            if leaf.lower() == "type":
+                cases = " ".join(
+                    f"WHEN '{o.key_prefix}' THEN '{o.name}'"
+                    for o in (self.objects.get(n.lower()) for n in poly.reference_to)
+                    if o is not None and o.key_prefix
+                )
+                fdef = FieldDef("Type", "string", length=255, formula=f"CASE substr({poly_fk}, 1, 3) {cases} END")
+                canon.append("Type")
+                return tuple(canon), fdef, [("t", self.base, fdef)], rel_prefixes
         found: list[tuple[str, ObjectDef, FieldDef]] = []
         for alias, obj in alias_targets:
             f = obj.field(leaf)
@@ -635,6 +654,10 @@ def compound_components(obj: ObjectDef, f: FieldDef) -> list[tuple[str, FieldDef
     return sorted(out, key=lambda kc: kc[0])
 
 
+NAME_ENTITY_FIELDS = {
+    "id", "name", "type", "alias", "email", "firstname", "lastname", "isactive", "phone", "title", "username",
+    "userroleid", "profileid", "recordtypeid", "lastreferenceddate", "lastvieweddate", "nameoralias",
+}
 BULK_FEATURES = {"subquery", "fields", "typeof", "aggregate", "offset", "group by"}
 
 

@@ -50,6 +50,15 @@ class AwsMeter:
         events.register("after-call", self._after_call, unique_id=f"orgvault-meter-{id(self)}")
         return self
 
+    def attach_default_session(self) -> AwsMeter:
+        """Attach to boto3's default session, so every client made by ``boto3.client(...)`` from now
+        on is counted (the adapters build theirs that way when given none)."""
+        import boto3
+
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        return self.attach(boto3.DEFAULT_SESSION)
+
     @staticmethod
     def _before_call(*, model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         """Remember the size of a transaction, to estimate its capacity when the answer lacks it."""

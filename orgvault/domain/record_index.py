@@ -1,22 +1,26 @@
-"""Per-chunk id indexes: find one record at a point in time without decrypting a whole object.
+"""Id indexes: find one record at a point in time without decrypting a whole object.
 
 A snapshot's object is a list of layers (a base full read, then delta layers of changed records and
-tombstones). To find id X at a snapshot, walk the layers newest first; in each layer only chunks
-whose ``[first_id, last_id]`` range may contain X are candidates (when ranges are min/max), and each
-candidate's *id index* (a small sealed object holding the chunk's sorted ids) says whether X is
-really there. Only the one
-chunk that holds X is decrypted in full (plus a tombstone chunk when X was deleted), so a lookup
-decrypts at most 2 data chunks whatever the number of snapshots.
+tombstones). To find id X at a snapshot:
+
+1. one small sealed *range summary* per (object, set of chunks) gives every chunk's true min/max id
+   (not the first/last id read, which depend on the order Salesforce returned rows in);
+2. walking the layers newest first, only chunks whose range holds X are candidates, and each
+   candidate's *id index* (a small sealed object: the chunk's sorted ids) says whether X is there;
+3. the first chunk holding X decides: a tombstone chunk means deleted, a records chunk is decrypted
+   and only the row(s) mentioning X are parsed.
+
+So a lookup decrypts one data chunk whatever the number of snapshots (index objects are not data).
 
 Index payload (format 2), before sealing: zstd(``"OVIX2\\n" + chunk_sha256 + "\\n" + width + "\\n" +
 sorted 15-character ids, each padded to ``width`` bytes, concatenated``): fixed-width, so a lookup
 binary-searches the blob without parsing it. The chunk's sha256 inside binds the index to exactly one
-sealed chunk: an index that does not name the chunk it is used for is ignored (the lookup falls
-back to decrypting the chunk itself), so a stale or swapped index can cost time, never correctness
-— a hit is always confirmed in the decrypted chunk.
+sealed chunk: an index that does not name the chunk it is used for is ignored (and rebuilt), so a
+stale or swapped index can cost time, never correctness — a hit is always confirmed in the
+decrypted chunk. Summary payload: zstd(``"OVIS1\\n" + JSON {chunk_sha256: [min, max, count]}``).
 
-The backup may build these as it writes chunks (it already holds the records):
-``index_payload(chunk.sha256, records)``; otherwise the reader builds them on first use.
+The backup may write chunk indexes as it writes chunks (it already holds the records):
+``orgvault.services.browse.write_chunk_index``; otherwise readers build them on first use.
 """
 
 from __future__ import annotations

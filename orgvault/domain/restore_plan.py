@@ -145,9 +145,20 @@ def is_writable(f: FieldInfo, operation: Operation) -> bool:
     return f.createable or f.updateable  # upsert: creates or updates
 
 
+_WRITABLE: dict[tuple[int, Operation], tuple[ObjectSchema, dict[str, FieldInfo]]] = {}
+
+
 def writable_fields(target: ObjectSchema, operation: Operation) -> dict[str, FieldInfo]:
-    """Lower-cased name -> field, for fields the target accepts for ``operation``."""
-    return {f.name.lower(): f for f in target.fields if is_writable(f, operation)}
+    """Lower-cased name -> field, for fields the target accepts for ``operation`` (memoized per
+    schema object: restores call this once per record)."""
+    hit = _WRITABLE.get((id(target), operation))
+    if hit is not None and hit[0] is target:
+        return hit[1]
+    out = {f.name.lower(): f for f in target.fields if is_writable(f, operation)}
+    if len(_WRITABLE) > 4096:
+        _WRITABLE.clear()
+    _WRITABLE[(id(target), operation)] = (target, out)
+    return out
 
 
 def missing_fields(record_fields: Iterable[str], target: ObjectSchema | None) -> list[str]:

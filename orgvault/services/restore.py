@@ -488,7 +488,7 @@ class RestoreService:
         by one paged read of the object for many (fewer API calls)."""
         cols = ", ".join(["Id", *[n for n in names if n != "Id"]])
         out: dict[str, Record] = {}
-        if len(ids) > 3000:
+        if len(ids) > 1000:
             wanted = {i[:15] for i in ids}
             for r in self.target.query(f"SELECT {cols} FROM {obj}"):
                 if str(r["Id"])[:15] in wanted:

@@ -351,6 +351,12 @@ def test_polymorphic_relationship_types(org):
     assert rec["What"]["attributes"]["type"] == "Account" and rec["What"]["Name"] == "Acme"
     assert rec["Who"]["attributes"]["type"] == "Contact" and rec["Who"]["Name"] == "L"
     assert rec["Owner"]["attributes"]["type"] == "User"
+    q = org.compile("SELECT Subject, What.Type FROM Task WHERE What.Type = 'Account'")
+    assert [r[:2] for r in org.fetch(q, None, 10).rows] == [("Call", "Account")]
+    assert org.count(org.compile("SELECT Id FROM Task WHERE What.Type = 'Opportunity'")) == 0
+    # only the fields of the "Name" entity exist behind a polymorphic relationship
+    assert err(org.compile, "SELECT What.Industry FROM Task").error_code == "INVALID_FIELD"
+    assert err(org.compile, "SELECT What.Owner.Name FROM Task").error_code == "MALFORMED_QUERY"
 
 
 def test_blobs_and_content_versions(org):

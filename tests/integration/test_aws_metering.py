@@ -72,3 +72,13 @@ def test_read_write_split_when_dynamodb_gives_it():
     meter._add_capacity("Query", {"TableName": "t", "CapacityUnits": 1.5})
     meter._add_capacity("PutItem", {"TableName": "t", "CapacityUnits": 1.0})
     assert (meter.read_units, meter.write_units) == (1.5, 5.0)
+
+
+def test_default_session_counts_adapters_built_without_a_client(aws, monkeypatch):
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    meter = AwsMeter().attach_default_session()
+    bucket = make_bucket(aws.s3)
+    store = S3ObjectStore(bucket)  # builds its own client through boto3's default session
+    assert store._client.meta.config.retries["mode"] == "adaptive"
+    store.put("k", b"v")
+    assert meter.count("s3", "PutObject") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -226,3 +227,26 @@ def test_version_and_shape_checks():
     ):
         with pytest.raises(IntegrityError):
             manifest_from_bytes(bad)
+
+
+def test_known_manifest_v1_still_parses_and_reencodes_identically():
+    data = (Path(__file__).parent / "fixtures" / "manifest_v1.json").read_bytes()
+    m = manifest_from_bytes(data)
+    assert (m.org, m.snapshot_id, m.parent_snapshot_id, m.run_kind) == (
+        "acme",
+        "r2",
+        "r1",
+        RunKind.INCREMENTAL,
+    )
+    acc = m.objects["Account"]
+    assert [(layer.kind, layer.run_id, [c.kind for c in layer.chunks]) for layer in acc.layers] == [
+        (LayerKind.BASE, "r1", [ChunkKind.RECORDS]),
+        (LayerKind.DELTA, "r2", [ChunkKind.DELTA, ChunkKind.TOMBSTONES]),
+    ]
+    assert (acc.records, acc.watermark, acc.fields_hash, acc.strategy) == (
+        8,
+        "2026-01-02T00:00:00.000+0000",
+        "h1",
+        "bulk",
+    )
+    assert m.to_bytes() == data
