@@ -93,9 +93,11 @@ def mutate(
     least one each when the share is > 0 and the object has records), restore ``undelete`` and purge
     ``purge`` records from the recycle bin, and add ``new_files`` ContentVersions.
 
-    Returns ``{"at", "updated", "deleted", "undeleted", "purged", "created"}``; each but "at" maps an
-    object name to the list of ids changed (``deleted`` includes master-detail children deleted with
-    their parent)."""
+    Returns ``{"at", "updated", "deleted", "undeleted", "purged", "created", "lookups"}``; each but
+    "at" maps an object name to the list of ids changed. ``deleted`` includes the records deleted with
+    their parent (master-detail, an account's contacts, ...); ``lookups`` lists records whose lookup
+    fields Salesforce cleared (on delete) or restored (on undelete) as a side effect: their
+    SystemModstamp moved. A record can appear in several lists."""
     rng = random.Random(seed)
     summary: dict = {
         "at": fmt_dt(org.clock.now()),
@@ -104,6 +106,7 @@ def mutate(
         "undeleted": {},
         "purged": {},
         "created": {},
+        "lookups": {},
     }
     with org.transaction():
         # recycle bin work first, on what was there before this round
@@ -118,6 +121,8 @@ def mutate(
         chosen_undelete = rng.sample(in_bin, min(undelete, len(in_bin)))
         for rid, sobject in chosen_undelete:
             cascade = _cascade_of(org, rid)
+            for cid, cobj in _cleared_children(org, [rid] + [c for c, _ in cascade]):
+                _add(summary, "lookups", cobj, cid)
             org.undelete(rid)
             _add(summary, "undeleted", sobject, rid)
             for cid, cobj in cascade:
@@ -150,9 +155,12 @@ def mutate(
                 org.delete(sobject, rid)
                 _add(summary, "deleted", sobject, rid)
                 gone.add(rid)
-                for cid, cobj in _cascade_of(org, rid):
+                cascade = _cascade_of(org, rid)
+                for cid, cobj in cascade:
                     _add(summary, "deleted", cobj, cid)
                     gone.add(cid)
+                for cid, cobj in _cleared_children(org, [rid] + [c for c, _ in cascade]):
+                    _add(summary, "lookups", cobj, cid)
         # an update may have hit a record that a later delete cascaded away: report it as deleted only
         for sobject, lst in list(summary["updated"].items()):
             kept = [i for i in lst if i not in gone]
@@ -160,6 +168,8 @@ def mutate(
                 summary["updated"][sobject] = kept
             else:
                 del summary["updated"][sobject]
+        for key in ("deleted", "undeleted", "purged", "lookups"):
+            summary[key] = {k: list(dict.fromkeys(v)) for k, v in summary[key].items()}
         if new_files:
             parents = _live_ids(org, "Account")
             for _ in range(new_files):
@@ -172,6 +182,18 @@ def _in_bin(org: Org, sobject: str, rid: str) -> bool:
     with org._lock:
         row = org._conn.execute(f'SELECT IsDeleted FROM "{sobject}" WHERE Id = ?', (rid,)).fetchone()
     return bool(row and row[0])
+
+
+def _cleared_children(org: Org, parents: list[str]) -> list[tuple[str, str]]:
+    """(child id, object) of records whose lookups to ``parents`` were cleared by their deletion."""
+    out = []
+    with org._lock:
+        for p in parents:
+            for (cid,) in org._conn.execute("SELECT child FROM _cleared WHERE parent = ? ORDER BY child", (p,)):
+                obj = org._by_prefix.get(cid[:3])
+                if obj is not None:
+                    out.append((cid, obj.name))
+    return out
 
 
 def _cascade_of(org: Org, rid: str) -> list[tuple[str, str]]:

@@ -49,10 +49,18 @@ UPDATED_WINDOW_DAYS = 30
 REPLICATION_ID_LIMIT = 600_000
 DEFAULT_API_VERSION = "59.0"
 BLOB_FIELDS = {("Note", "Body")}  # textarea fields also served by the blob endpoint
+# lookups never cleared when their target is deleted (users are never deleted; merges keep the trail)
+NEVER_CLEARED = {"OwnerId", "CreatedById", "LastModifiedById", "MasterRecordId"}
 # lookups whose records Salesforce deletes (and undeletes) with their parent, besides master-detail
 CASCADES = {
-    ("Contact", "AccountId"), ("Opportunity", "AccountId"), ("Task", "WhatId"), ("Event", "WhatId"),
-    ("Task", "WhoId"), ("Event", "WhoId"), ("Attachment", "ParentId"), ("Note", "ParentId"),
+    ("Contact", "AccountId"),
+    ("Opportunity", "AccountId"),
+    ("Task", "WhatId"),
+    ("Event", "WhatId"),
+    ("Task", "WhoId"),
+    ("Event", "WhoId"),
+    ("Attachment", "ParentId"),
+    ("Note", "ParentId"),
 }
 
 
@@ -190,6 +198,7 @@ class Org:
         )
         c.execute("CREATE INDEX _deleted_obj ON _deleted (sobject, deleted_date)")
         c.execute("CREATE INDEX _deleted_cascade ON _deleted (cascade_of)")
+        self._ensure_internal_tables()
         for obj in self.objects.values():
             if obj.has_table:
                 self._create_table(obj)
@@ -230,7 +239,14 @@ class Org:
         self._meta_set("username", self.username)
         self._save_counters()
 
+    def _ensure_internal_tables(self) -> None:
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS _cleared (parent TEXT NOT NULL, child TEXT NOT NULL, field TEXT NOT NULL, "
+            "PRIMARY KEY (parent, child, field)) WITHOUT ROWID"
+        )
+
     def _load(self) -> None:
+        self._ensure_internal_tables()
         self.org_id = self._meta_get("org_id")
         self.user_id = self._meta_get("user_id")
         self.username = self._meta_get("username")
@@ -1069,10 +1085,10 @@ class Org:
         )
         for child, f in self._children.get(obj.name.lower(), []):
             if not (
-                f.cascade_delete
-                or (child.name, f.name) in CASCADES
-                or child.name == "ContentDocumentLink"
+                f.cascade_delete or (child.name, f.name) in CASCADES or child.name == "ContentDocumentLink"
             ):
+                if f.name not in NEVER_CLEARED and child.has("SystemModstamp"):
+                    self._clear_lookups(child, f, rid, now)
                 continue
             if child.name == "ContentDocumentLink":
                 self._conn.execute(f'DELETE FROM "ContentDocumentLink" WHERE "{f.name}" = ?', (rid,))
@@ -1081,6 +1097,34 @@ class Org:
                 f'SELECT Id FROM "{child.name}" WHERE "{f.name}" = ? AND IsDeleted = 0', (rid,)
             ).fetchall():
                 self._soft_delete(child, cid, cascade_of or rid)
+
+    def _clear_lookups(self, child: ObjectDef, f: FieldDef, parent: str, now: str) -> None:
+        """Salesforce clears a lookup when its target is deleted (and restores it on undelete); the
+        child's SystemModstamp moves, its LastModifiedDate does not."""
+        ids = [
+            r[0]
+            for r in self._conn.execute(f'SELECT Id FROM "{child.name}" WHERE "{f.name}" = ?', (parent,)).fetchall()
+        ]
+        if not ids:
+            return
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO _cleared (parent, child, field) VALUES (?, ?, ?)",
+            [(parent, cid, f.name) for cid in ids],
+        )
+        self._conn.execute(
+            f'UPDATE "{child.name}" SET "{f.name}" = NULL, SystemModstamp = ? WHERE "{f.name}" = ?', (now, parent)
+        )
+
+    def _restore_lookups(self, parent: str, now: str) -> None:
+        rows = self._conn.execute("SELECT child, field FROM _cleared WHERE parent = ?", (parent,)).fetchall()
+        for cid, fname in rows:
+            cobj = self._by_prefix.get(cid[:3])
+            if cobj is not None and cobj.has(fname):
+                self._conn.execute(
+                    f'UPDATE "{cobj.name}" SET "{fname}" = ?, SystemModstamp = ? WHERE Id = ? AND "{fname}" IS NULL',
+                    (parent, now, cid),
+                )
+        self._conn.execute("DELETE FROM _cleared WHERE parent = ?", (parent,))
 
     def undelete(self, record_id: str) -> None:
         """Restore a record (and what was deleted with it) from the recycle bin, keeping its id."""
@@ -1100,6 +1144,7 @@ class Org:
             ]
             now = self._now()
             for gid in group:
+                self._restore_lookups(gid, now)
                 gobj = self._by_prefix[gid[:3]]
                 sets, args = self._stamps(gobj, now)
                 self._conn.execute(f'UPDATE "{gobj.name}" SET IsDeleted = 0{sets} WHERE Id = ?', [*args, gid])
@@ -1122,6 +1167,7 @@ class Org:
                 self._conn.execute(f'DELETE FROM "{gobj.name}" WHERE Id = ?', (gid,))
                 self._conn.execute("DELETE FROM _blobs WHERE record_id = ?", (gid,))
                 self._conn.execute("UPDATE _deleted SET cascade_of = NULL WHERE id = ?", (gid,))
+                self._conn.execute("DELETE FROM _cleared WHERE parent = ?", (gid,))
 
     def _expire_recycle_bin(self, obj: ObjectDef) -> None:
         """Physically remove records deleted more than 15 days ago (by the clock)."""
@@ -1137,6 +1183,7 @@ class Org:
             for (rid,) in expired:
                 self._conn.execute(f'DELETE FROM "{obj.name}" WHERE Id = ? AND IsDeleted = 1', (rid,))
                 self._conn.execute("DELETE FROM _blobs WHERE record_id = ?", (rid,))
+                self._conn.execute("DELETE FROM _cleared WHERE parent = ?", (rid,))
             last = self._conn.execute(
                 "SELECT max(deleted_date) FROM _deleted WHERE sobject = ? AND deleted_date < ?",
                 (obj.name, cutoff),

@@ -590,7 +590,9 @@ class _Resolver:
                     for o in (self.objects.get(n.lower()) for n in poly.reference_to)
                     if o is not None and o.key_prefix
                 )
-                fdef = FieldDef("Type", "string", length=255, formula=f"CASE substr({poly_fk}, 1, 3) {cases} END")
+                fdef = FieldDef(
+                    "Type", "string", length=255, formula=f"CASE substr({poly_fk}, 1, 3) {cases} END"
+                )
                 canon.append("Type")
                 return tuple(canon), fdef, [("t", self.base, fdef)], rel_prefixes
         found: list[tuple[str, ObjectDef, FieldDef]] = []
@@ -655,8 +657,23 @@ def compound_components(obj: ObjectDef, f: FieldDef) -> list[tuple[str, FieldDef
 
 
 NAME_ENTITY_FIELDS = {
-    "id", "name", "type", "alias", "email", "firstname", "lastname", "isactive", "phone", "title", "username",
-    "userroleid", "profileid", "recordtypeid", "lastreferenceddate", "lastvieweddate", "nameoralias",
+    "id",
+    "name",
+    "type",
+    "alias",
+    "email",
+    "firstname",
+    "lastname",
+    "isactive",
+    "phone",
+    "title",
+    "username",
+    "userroleid",
+    "profileid",
+    "recordtypeid",
+    "lastreferenceddate",
+    "lastvieweddate",
+    "nameoralias",
 }
 BULK_FEATURES = {"subquery", "fields", "typeof", "aggregate", "offset", "group by"}
 
@@ -683,15 +700,22 @@ def compile_query(
 
 
 def _compile(
-    objects: dict[str, ObjectDef], text: str, sel: Select, include_deleted: bool, for_bulk: bool, restricted: bool
+    objects: dict[str, ObjectDef],
+    text: str,
+    sel: Select,
+    include_deleted: bool,
+    for_bulk: bool,
+    restricted: bool,
 ) -> Query:
     obj = objects.get(sel.sobject.lower())
     if obj is None or not obj.queryable:
         raise invalid_type(sel.sobject)
     if for_bulk and not obj.bulk_supported:
         raise SalesforceError(400, "INVALIDENTITY", f"Entity '{obj.name}' is not supported by the Bulk API.")
-    if restricted and obj.name == "ContentDocumentLink" and not _has_id_filter(
-        sel.where, ("contentdocumentid", "linkedentityid")
+    if (
+        restricted
+        and obj.name == "ContentDocumentLink"
+        and not _has_id_filter(sel.where, ("contentdocumentid", "linkedentityid"))
     ):
         raise malformed(
             "Implementation restriction: ContentDocumentLink requires a filter by a single Id on "

@@ -72,6 +72,12 @@ def _composite(part_digests: list[bytes]) -> str:
     return base64.b64encode(hashlib.sha256(b"".join(part_digests)).digest()).decode("ascii")
 
 
+def _precondition_failed(exc: ClientError) -> bool:
+    """412: the key already exists (``If-None-Match: *``). A 409 ``ConditionalRequestConflict``
+    (another conditional write to the key still in flight) is not this: it is retryable."""
+    return http_status(exc) == 412 or error_code(exc) == "PreconditionFailed"
+
+
 def _strip_parts_suffix(checksum: str) -> str:
     """S3 writes a composite checksum as ``BASE64-N`` (N parts); compare the digest only."""
     return checksum.split("-", 1)[0]
@@ -164,7 +170,7 @@ class S3ObjectStore:
                     f"access denied: the role lacks s3:{action} on s3://{self.bucket}/{self.prefix}* "
                     f"(or kms:GenerateDataKey/kms:Decrypt on the bucket's SSE-KMS key); fix the IAM or key policy"
                 )
-            if is_transient(exc):
+            if is_transient(exc) or code == "ConditionalRequestConflict":
                 return VaultUnavailable(f"S3 {action} on {key!r} failed ({code}); retry later")
             return VaultUnavailable(f"S3 {action} on {key!r} failed: {code}")
         if isinstance(exc, TRANSPORT_ERRORS):
@@ -215,10 +221,7 @@ class S3ObjectStore:
             )
             return
         except ClientError as exc:
-            if http_status(exc) != 412 and error_code(exc) not in {
-                "PreconditionFailed",
-                "ConditionalRequestConflict",
-            }:
+            if not _precondition_failed(exc):
                 raise self._translate(exc, "PutObject", key) from exc
         except TRANSPORT_ERRORS as exc:
             raise self._translate(exc, "PutObject", key) from exc
@@ -297,10 +300,7 @@ class S3ObjectStore:
             return size
         except ClientError as exc:
             self._abort(full_key, upload_id)
-            if http_status(exc) == 412 or error_code(exc) in {
-                "PreconditionFailed",
-                "ConditionalRequestConflict",
-            }:
+            if _precondition_failed(exc):
                 # Lost a race with another writer of the same key.
                 whole_b64 = base64.b64encode(whole.digest()).decode("ascii")
                 composite = (self.part_size, _composite(digests))

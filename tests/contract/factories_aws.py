@@ -126,7 +126,7 @@ def aws_catalog(**kwargs: Any) -> Iterator[DynamoCatalog]:
 
 
 def aws_secret_store(**kwargs: Any) -> Iterator[SecretsManagerSecretStore]:
-    """SecretsManagerSecretStore on moto Secrets Manager (no caching so tests see every write)."""
+    """SecretsManagerSecretStore on moto Secrets Manager (cache on; its own writes invalidate it)."""
     kwargs.setdefault("recovery_days", 0)
     with moto_aws() as aws:
         yield SecretsManagerSecretStore(client=aws.secretsmanager, **kwargs)

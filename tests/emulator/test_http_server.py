@@ -236,7 +236,7 @@ def test_concurrent_clients_are_served_in_parallel(emu):
     from concurrent.futures import ThreadPoolExecutor
 
     expected = emu.org.count(emu.org.compile("SELECT COUNT() FROM Contact"))
-    emu.faults.latency_seconds = 0.2  # each call holds its thread: only parallel serving is fast
+    emu.faults.latency_seconds = 0.5  # each call holds its thread: only parallel serving is fast
 
     def worker(_: int) -> int:
         s = emulator_session(emu.facts)
@@ -249,4 +249,4 @@ def test_concurrent_clients_are_served_in_parallel(emu):
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(worker, range(8)))
     assert results == [expected] * 8
-    assert time.monotonic() - started < 8 * 0.2
+    assert time.monotonic() - started < 8 * 0.5

@@ -40,7 +40,7 @@ def test_mutate_summary_matches_true_records(org):
             if old != rec:
                 changed.setdefault(name, set()).add(rid)
     reported: dict[str, set[str]] = {}
-    for key in ("updated", "deleted", "created"):
+    for key in ("updated", "deleted", "created", "lookups"):
         for name, ids in summary[key].items():
             reported.setdefault(name, set()).update(ids)
     # ContentVersion creation also creates its ContentDocument and link; deletes cascade links away
@@ -53,7 +53,10 @@ def test_mutate_summary_matches_true_records(org):
     for name, ids in summary["deleted"].items():
         for rid in ids:
             assert after[name][rid]["IsDeleted"] is True
-    assert summary["updated"]["Account"] and summary["deleted"]["Account"]
+    assert summary["updated"]["Account"] and summary["deleted"]["Account"] and summary["lookups"]
+    for name, ids in summary["lookups"].items():
+        for rid in ids:
+            assert after[name][rid]["SystemModstamp"] == stamp
     assert len(summary["created"]["ContentVersion"]) == 2
 
 

@@ -184,8 +184,9 @@ def test_recycle_bin_window_is_15_days(org):
 def test_account_delete_takes_contacts_opportunities_and_activities_along(org):
     acc = org.create("Account", {"Name": "A"})
     con = org.create("Contact", {"LastName": "C", "AccountId": acc})
-    opp = org.create("Opportunity", {"Name": "O", "AccountId": acc, "StageName": "Prospecting",
-                                     "CloseDate": "2024-06-01"})
+    opp = org.create(
+        "Opportunity", {"Name": "O", "AccountId": acc, "StageName": "Prospecting", "CloseDate": "2024-06-01"}
+    )
     task = org.create("Task", {"WhatId": opp, "Subject": "Call"})
     case = org.create("Case", {"AccountId": acc})
     org.delete("Account", acc)
@@ -197,6 +198,22 @@ def test_account_delete_takes_contacts_opportunities_and_activities_along(org):
     assert [r["Id"] for r in org.true_records("Contact")] == [con]
     assert [r["Id"] for r in org.true_records("Opportunity")] == [opp]
     assert [r["Id"] for r in org.true_records("Task")] == [task]
+
+
+def test_lookups_are_cleared_on_delete_and_restored_on_undelete(org):
+    acc = org.create("Account", {"Name": "A"})
+    proj = org.create("Project__c", {"Name": "P", "Account__c": acc})
+    case = org.create("Case", {"AccountId": acc})
+    org.clock.advance(60)
+    org.delete("Account", acc)
+    p = next(org.true_records("Project__c"))
+    assert p["Account__c"] is None and next(org.true_records("Case"))["AccountId"] is None
+    assert p["SystemModstamp"] == T0 + timedelta(seconds=60) and p["LastModifiedDate"] == T0
+    org.clock.advance(120)
+    assert org.get_updated("Project__c", T0 + timedelta(seconds=30), org.clock.now())["ids"] == [proj]
+    org.undelete(acc)
+    assert next(org.true_records("Project__c"))["Account__c"] == acc
+    assert [r["AccountId"] for r in org.true_records("Case") if r["Id"] == case] == [acc]
 
 
 def test_master_detail_cascade(org):
@@ -539,7 +556,9 @@ def test_failed_operation_inside_a_transaction_is_undone_alone(org):
     with org.transaction():
         ok = org.create("Account", {"Name": "kept"})
         with pytest.raises(SalesforceError):
-            org.create("ContentVersion", {"Title": "t", "PathOnClient": "x.txt", "VersionData": "not base64!"})
+            org.create(
+                "ContentVersion", {"Title": "t", "PathOnClient": "x.txt", "VersionData": "not base64!"}
+            )
         with pytest.raises(SalesforceError):
             org.create("Account", {"Name": "x", "External_Id__c": None, "ParentId": "bad"})
     assert [r["Id"] for r in org.true_records("Account")] == [ok]

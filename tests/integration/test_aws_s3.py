@@ -233,6 +233,7 @@ def test_missing_bucket_says_what_to_fix(aws):
     [
         ("SlowDown", 503, VaultUnavailable),
         ("InternalError", 500, VaultUnavailable),
+        ("ConditionalRequestConflict", 409, VaultUnavailable),
         ("AccessDenied", 403, ConfigError),
     ],
 )

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from orgvault.domain.models import RunStatus
-from orgvault.errors import ApiBudgetExhausted
+from orgvault.errors import ApiBudgetExhausted, OrgVaultError
 from tests.integration.test_backup_support import ORG, assert_identical, change_org, connect, make_app
 
 
@@ -169,3 +169,26 @@ def test_kill_9_of_the_cli_then_resume(tmp_path, fresh_emulator):
         assert_identical(app, emu)
     finally:
         app.close()
+
+
+def test_malformed_responses_fail_clearly_and_leave_the_head_alone(tmp_path, fresh_emulator):
+    from salesforce_emulator.faults import FaultRule
+
+    emu = fresh_emulator(scale=200, seed=14)
+    app = make_app(tmp_path)
+    connect(app, emu)
+    first = app.backup_service().run_backup(ORG)
+    # every query answers 200 with a body that is not a query result
+    emu.faults.add_rule(FaultRule(pattern=r"/(query|queryAll|jobs/query)", count=-1, status=200,
+                                  error_code="GARBAGE", message="not a query result"))
+    emu.org.clock.advance(900)
+    with pytest.raises(OrgVaultError) as err:
+        app.backup_service().run_backup(ORG)
+    assert "Traceback" not in str(err.value) and str(err.value)
+    assert app.catalog.head_snapshot(ORG).snapshot_id == first.snapshot.snapshot_id
+    assert app.catalog.list_runs(ORG)[-1].status is RunStatus.FAILED
+    assert_identical(app, emu)  # the head snapshot still equals the (unchanged) org
+    emu.faults.clear()
+    second = app.backup_service().run_backup(ORG)  # the failed run resumes and completes
+    assert second.snapshot.parent_id == first.snapshot.snapshot_id
+    assert_identical(app, emu)

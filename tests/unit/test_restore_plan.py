@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -190,3 +191,40 @@ def test_index_candidates_newest_seq_first_and_range_pruning_only_when_trusted()
     got = [c["key"] for c in ri.candidates(chunks, "001000000000120AAA", trust_ranges=True)]
     assert got == ["u", "t", "b"]
     assert ri.index_for_chunk("s", [{"Id": "x" * 18}, {"Name": "no id"}]) == ri.index_payload("s", ["x" * 18])
+
+
+# --- the --where language ------------------------------------------------------------------------
+
+from orgvault.errors import ConfigError  # noqa: E402
+from orgvault.services.restore_filter import parse_where, predicate, project  # noqa: E402
+
+REC = {"Id": "001000000000001AAA", "Name": "Acme, Inc.", "AnnualRevenue": 1500000.0, "Email": None,
+       "CloseDate": "2026-01-31", "IsActive": True, "ParentId": "001000000000009"}
+
+
+def test_where_conditions():
+    def ok(expr: str) -> bool:
+        return predicate(parse_where(expr))(REC)
+
+    assert ok("Name ~ acme")
+    assert ok("name ^ 'Acme,'")
+    assert ok('Name = "Acme, Inc."')
+    assert ok("AnnualRevenue > 1000000 and CloseDate < 2026-02-01")
+    assert ok("AnnualRevenue >= 1500000, Email is null")
+    assert ok("Id = 001000000000001")  # 15- and 18-character ids compare equal
+    assert ok("ParentId = 001000000000009AAA")
+    assert ok("IsActive = true")
+    assert ok("Email = null") and ok("Name is not null") and ok("Email != x")
+    assert not ok("AnnualRevenue < 1000")
+    assert not ok("Name ~ globex")
+    assert not ok("Missing__c = 1")
+
+
+@pytest.mark.parametrize("bad", ["Name", "Name like x", "Name =", "= x", "Name = x or Id = y", "Name = x and"])
+def test_where_errors_say_what_is_wrong(bad):
+    with pytest.raises(ConfigError, match="--where"):
+        parse_where(bad)
+
+
+def test_project_keeps_id_and_requested_fields():
+    assert project(REC, ["name", "Nope"]) == {"Id": REC["Id"], "Name": "Acme, Inc.", "Nope": None}
