@@ -46,23 +46,31 @@ def child(home: str, full: bool) -> None:
     seconds = time.perf_counter() - t0
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     app.close()
-    print(json.dumps({
-        "seconds": seconds,
-        "records": result.records,
-        "records_read": result.records_read,
-        "files": result.files,
-        "plain_bytes": result.plain_bytes,
-        "stored_bytes": result.stored_bytes,
-        "api_calls": result.api_calls,
-        "peak_rss_mb": peak_kb / 1024,
-        "kind": result.snapshot.kind.value,
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "records": result.records,
+                "records_read": result.records_read,
+                "files": result.files,
+                "plain_bytes": result.plain_bytes,
+                "stored_bytes": result.stored_bytes,
+                "api_calls": result.api_calls,
+                "peak_rss_mb": peak_kb / 1024,
+                "kind": result.snapshot.kind.value,
+            }
+        )
+    )
 
 
 def run_child(home: Path, *, full: bool = False) -> dict[str, Any]:
     env = {**os.environ, "ORGVAULT_HOME": str(home)}
-    cmd = [sys.executable, "-m", "bench.backup_throughput", "--child", str(home)] + (["--full"] if full else [])
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    cmd = [sys.executable, "-m", "bench.backup_throughput", "--child", str(home)] + (
+        ["--full"] if full else []
+    )
+    proc = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]
+    )
     if proc.returncode != 0:
         raise SystemExit(f"backup child failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -175,8 +183,13 @@ def bench_scale(scale: int, seed: int = 5) -> dict[str, Any]:
         init_local(settings)
         app = open_app(settings)
         conn = connect_org(
-            catalog=app.catalog, keys=app.keys, secrets=app.secrets, name=ORG,
-            instance_url=facts.instance_url, login_url=facts.login_url, auth_method="client-credentials",
+            catalog=app.catalog,
+            keys=app.keys,
+            secrets=app.secrets,
+            name=ORG,
+            instance_url=facts.instance_url,
+            login_url=facts.login_url,
+            auth_method="client-credentials",
             credentials={"client_id": facts.client_id, "client_secret": facts.client_secret},
             test_login=app.make_source,
         )
@@ -193,7 +206,11 @@ def bench_scale(scale: int, seed: int = 5) -> dict[str, Any]:
     return {
         "scale": scale,
         "generate_seconds": round(gen_s, 1),
-        "ceiling": {**ceiling, "records_per_s": ceil_rec_s, "mb_per_s": ceiling["bytes"] / 2**20 / ceiling["seconds"]},
+        "ceiling": {
+            **ceiling,
+            "records_per_s": ceil_rec_s,
+            "mb_per_s": ceiling["bytes"] / 2**20 / ceiling["seconds"],
+        },
         "full": {
             **full,
             "records_per_s": rec_s,
@@ -239,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     scales = [int(x) for x in args.scales.split(",")] if args.scales else [args.scale]
     results = [bench_scale(s) for s in scales]
     OUT.mkdir(exist_ok=True)
-    doc = {"command": "python -m bench.backup_throughput " + " ".join(argv or sys.argv[1:]), "results": results}
+    doc = {
+        "command": "python -m bench.backup_throughput " + " ".join(argv or sys.argv[1:]),
+        "results": results,
+    }
     (OUT / "backup.json").write_text(json.dumps(doc, indent=2))
     print(table(results))
     print(f"\nwritten: {OUT / 'backup.json'}")

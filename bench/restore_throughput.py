@@ -18,6 +18,7 @@ Run: ``.venv/bin/python -m bench.restore_throughput [--records 10000] [--lookup-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -249,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     if not a.skip_lookup:
         result["lookup"] = bench_lookup(a.lookup_records, a.snapshots, a.change)
     OUT.mkdir(exist_ok=True)
-    (OUT / "restore.json").write_text(json.dumps(result, indent=2))
+    path = OUT / "restore.json"
+    if path.exists() and (a.skip_restore or a.skip_lookup):  # keep the part not re-measured
+        with contextlib.suppress(ValueError):
+            result = {**json.loads(path.read_text()), **result}
+    path.write_text(json.dumps(result, indent=2))
     print(f"{'measure':<44} {'value':>14}")
     for mode in ("revert_fields", "recreate_deleted"):
         r = result.get("restore", {}).get(mode)

@@ -92,7 +92,9 @@ def init_local(settings: Settings) -> dict[str, str]:
             key_desc = str(settings.key_file)
             LocalKeyProvider.create_key_file(settings.key_file)  # kept as is when it exists
     except OSError as exc:
-        raise ConfigError(f"cannot create the vault at {home}: {exc.strerror}; choose another --vault") from None
+        raise ConfigError(
+            f"cannot create the vault at {home}: {exc.strerror}; choose another --vault"
+        ) from None
     app = _open_local(settings)  # creates the catalog schema
     app.close()
     return {
@@ -105,9 +107,13 @@ def init_local(settings: Settings) -> dict[str, str]:
 
 def _open_local(settings: Settings, source_factory: SourceFactory | None = None) -> App:
     if not settings.vault_dir.is_dir():
-        raise ConfigError(f"no vault at {settings.home}: run `orgvault init` (or pass --home / set ORGVAULT_HOME)")
+        raise ConfigError(
+            f"no vault at {settings.home}: run `orgvault init` (or pass --home / set ORGVAULT_HOME)"
+        )
     if not os.access(settings.vault_dir, os.R_OK | os.W_OK | os.X_OK):
-        raise ConfigError(f"the vault at {settings.home} is not readable/writable by this user; check its permissions")
+        raise ConfigError(
+            f"the vault at {settings.home} is not readable/writable by this user; check its permissions"
+        )
 
     from orgvault.adapters.local_catalog import SqliteCatalog
     from orgvault.adapters.local_keys import LocalKeyProvider

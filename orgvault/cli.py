@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from orgvault.errors import (
     ApiBudgetExhausted,
@@ -46,12 +46,8 @@ SECRET_ENV = {
 }
 
 
-class UsageError(ConfigError):
-    pass
-
-
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 itself; keep the one-line style
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 itself; keep the one-line style
         self.print_usage(sys.stderr)
         print(f"orgvault: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
@@ -66,13 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--vault", dest="vault", help="vault directory (same as --home)")
     s.add_argument("--json", action="store_true")
 
-    org = sub.add_parser("org", help="connected orgs").add_subparsers(dest="org_command", required=True,
-                                                                       parser_class=_Parser)
+    org = sub.add_parser("org", help="connected orgs").add_subparsers(
+        dest="org_command", required=True, parser_class=_Parser
+    )
     a = org.add_parser("add", help="connect an org (credentials are stored encrypted, never printed)")
     a.add_argument("name")
     a.add_argument("--instance-url", required=True)
     a.add_argument("--login-url", help="OAuth/SOAP login host (default: the instance URL)")
-    a.add_argument("--auth", required=True, choices=["jwt", "client-credentials", "refresh-token", "password"])
+    a.add_argument(
+        "--auth", required=True, choices=["jwt", "client-credentials", "refresh-token", "password"]
+    )
     a.add_argument("--username")
     a.add_argument("--client-id", help="connected app consumer key (also --consumer-key)")
     a.add_argument("--consumer-key")
@@ -81,8 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--security-token")
     a.add_argument("--refresh-token", help="prefer $ORGVAULT_SF_REFRESH_TOKEN")
     a.add_argument("--private-key-file", help="PEM file of the JWT signing key")
-    a.add_argument("--secret-stdin", action="store_true",
-                   help="read the secret (password, client secret or refresh token) from stdin")
+    a.add_argument(
+        "--secret-stdin",
+        action="store_true",
+        help="read the secret (password, client secret or refresh token) from stdin",
+    )
     a.add_argument("--secrets-file", help="JSON file with credential fields")
     a.add_argument("--api-version", default="59.0")
     a.add_argument("--no-test-login", action="store_true", help="store without trying to log in")
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     from orgvault.cli_restore import register as register_restore  # browse, history, diff, restore
 
     register_restore(sub)
+    __import__("orgvault.cli_api").cli_api.register(sub)  # serve
     return p
 
 
@@ -160,8 +163,7 @@ class Progress:
         rate = p.records / p.seconds if p.seconds > 0 else 0.0
         line = (
             f"{p.object_name:<28} {p.records:>9,} records {human_bytes(p.plain_bytes):>10} "
-            f"{rate:>9,.0f} rec/s {p.api_calls:>5} API calls"
-            + (f" {p.files:>5} files" if p.files else "")
+            f"{rate:>9,.0f} rec/s {p.api_calls:>5} API calls" + (f" {p.files:>5} files" if p.files else "")
         )
         if self.tty:
             now = time.monotonic()
@@ -208,7 +210,9 @@ def _credentials(args: argparse.Namespace, env: dict[str, str], stdin: TextIO) -
         try:
             data = json.loads(Path(args.secrets_file).read_text())
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read --secrets-file {args.secrets_file}: {type(exc).__name__}") from None
+            raise ConfigError(
+                f"cannot read --secrets-file {args.secrets_file}: {type(exc).__name__}"
+            ) from None
         if not isinstance(data, dict):
             raise ConfigError("--secrets-file must hold a JSON object of credential fields")
         creds.update({str(k): str(v) for k, v in data.items() if v is not None})
@@ -232,8 +236,12 @@ def _credentials(args: argparse.Namespace, env: dict[str, str], stdin: TextIO) -
             raise ConfigError(f"cannot read --private-key-file: {exc.strerror}") from None
     if args.secret_stdin:
         value = stdin.readline().rstrip("\r\n")
-        slot = {"password": "password", "client-credentials": "client_secret", "refresh-token": "refresh_token",
-                "jwt": "private_key"}[args.auth]
+        slot = {
+            "password": "password",
+            "client-credentials": "client_secret",
+            "refresh-token": "refresh_token",
+            "jwt": "private_key",
+        }[args.auth]
         if args.auth == "jwt":
             value = value + stdin.read()
         creds[slot] = value
@@ -249,9 +257,13 @@ def cmd_org(args: argparse.Namespace, env: dict[str, str], stdin: TextIO) -> int
         if args.org_command == "list":
             orgs = app.catalog.list_orgs()
             rows = [
-                {"name": o.name, "instance_url": o.instance_url, "auth": o.auth_method.value,
-                 "salesforce_org_id": o.salesforce_org_id,
-                 "head": (h.snapshot_id if (h := app.catalog.head_snapshot(o.name)) else None)}
+                {
+                    "name": o.name,
+                    "instance_url": o.instance_url,
+                    "auth": o.auth_method.value,
+                    "salesforce_org_id": o.salesforce_org_id,
+                    "head": (h.snapshot_id if (h := app.catalog.head_snapshot(o.name)) else None),
+                }
                 for o in orgs
             ]
             if args.json:
@@ -260,7 +272,9 @@ def cmd_org(args: argparse.Namespace, env: dict[str, str], stdin: TextIO) -> int
                 print("no orgs connected; add one with `orgvault org add NAME --instance-url ... --auth ...`")
             else:
                 for r in rows:
-                    print(f"{r['name']:<24} {r['instance_url']:<40} {r['auth']:<18} last snapshot: {r['head'] or '-'}")
+                    print(
+                        f"{r['name']:<24} {r['instance_url']:<40} {r['auth']:<18} last snapshot: {r['head'] or '-'}"
+                    )
             return EXIT_OK
         creds = _credentials(args, env, stdin)
         conn = connect_org(
@@ -276,13 +290,19 @@ def cmd_org(args: argparse.Namespace, env: dict[str, str], stdin: TextIO) -> int
             test_login=None if args.no_test_login else app.make_source,
             replace_existing=args.replace,
         )
-        out = {"name": conn.name, "instance_url": conn.instance_url, "auth": conn.auth_method.value,
-               "salesforce_org_id": conn.salesforce_org_id}
+        out = {
+            "name": conn.name,
+            "instance_url": conn.instance_url,
+            "auth": conn.auth_method.value,
+            "salesforce_org_id": conn.salesforce_org_id,
+        }
         if args.json:
             print_json(out)
         else:
-            print(f"connected org {conn.name!r} ({conn.salesforce_org_id or 'login not tested'}); "
-                  f"credentials stored encrypted")
+            print(
+                f"connected org {conn.name!r} ({conn.salesforce_org_id or 'login not tested'}); "
+                f"credentials stored encrypted"
+            )
         return EXIT_OK
     finally:
         app.close()
@@ -308,9 +328,11 @@ def cmd_backup(args: argparse.Namespace, env: dict[str, str]) -> int:
             f"{human_bytes(result.stored_bytes)} stored, {result.api_calls} API calls, {result.seconds:.1f} s"
         )
         if result.skipped:
-            progress.note(f"{len(result.skipped)} objects skipped (see --json for the reasons): "
-                          + ", ".join(s.name for s in result.skipped[:12])
-                          + (" ..." if len(result.skipped) > 12 else ""))
+            progress.note(
+                f"{len(result.skipped)} objects skipped (see --json for the reasons): "
+                + ", ".join(s.name for s in result.skipped[:12])
+                + (" ..." if len(result.skipped) > 12 else "")
+            )
     return EXIT_OK
 
 
@@ -339,9 +361,16 @@ def cmd_snapshots(args: argparse.Namespace, env: dict[str, str]) -> int:
         snaps = app.catalog.list_snapshots(args.name)
     finally:
         app.close()
-    rows = [
-        {"snapshot_id": s.snapshot_id, "created_at": s.created_at, "kind": s.kind.value, "parent_id": s.parent_id,
-         "objects": s.objects, "records": s.records, "stored_bytes": s.stored_bytes}
+    rows: list[dict[str, Any]] = [
+        {
+            "snapshot_id": s.snapshot_id,
+            "created_at": s.created_at,
+            "kind": s.kind.value,
+            "parent_id": s.parent_id,
+            "objects": s.objects,
+            "records": s.records,
+            "stored_bytes": s.stored_bytes,
+        }
         for s in snaps
     ]
     if args.json:
@@ -350,8 +379,10 @@ def cmd_snapshots(args: argparse.Namespace, env: dict[str, str]) -> int:
         print(f"org {args.name!r} has no snapshots yet; run `orgvault backup {args.name}`")
     else:
         for r in rows:
-            print(f"{r['snapshot_id']}  {r['created_at']:%Y-%m-%d %H:%M:%S}  {r['kind']:<11} "
-                  f"{r['objects']:>4} objects {r['records']:>10,} records {human_bytes(r['stored_bytes']):>10}")
+            print(
+                f"{r['snapshot_id']}  {r['created_at']:%Y-%m-%d %H:%M:%S}  {r['kind']:<11} "
+                f"{r['objects']:>4} objects {r['records']:>10,} records {human_bytes(r['stored_bytes']):>10}"
+            )
     return EXIT_OK
 
 
@@ -397,8 +428,9 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_ERROR
 
 
-def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None,
-         stdin: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None, stdin: TextIO | None = None
+) -> int:
     """Run one command; returns the exit code (``console_scripts`` passes it to ``sys.exit``)."""
     env = dict(os.environ) if env is None else env
     stdin = stdin or sys.stdin

@@ -55,13 +55,17 @@ def _canon(value: Any, ftype: str) -> Any:
         return value
 
 
-def compare_snapshot_with_org(app: Any, org_name: str, emu_org: Any, snapshot_id: str | None = None) -> Comparison:
+def compare_snapshot_with_org(
+    app: Any, org_name: str, emu_org: Any, snapshot_id: str | None = None
+) -> Comparison:
     """Compare every object of the snapshot (default: the head) with ``emu_org.true_records``:
     same live Ids, same value for every stored (non-calculated) field, same bytes for every file."""
     from orgvault.services.snapshot_reader import SnapshotReader
 
     snap = (
-        app.catalog.get_snapshot(org_name, snapshot_id) if snapshot_id else app.catalog.head_snapshot(org_name)
+        app.catalog.get_snapshot(org_name, snapshot_id)
+        if snapshot_id
+        else app.catalog.head_snapshot(org_name)
     )
     reader = SnapshotReader.open(app.vault, snap)
     result = Comparison()
@@ -90,13 +94,17 @@ def compare_snapshot_with_org(app: Any, org_name: str, emu_org: Any, snapshot_id
                         if expected:
                             result.add(f"{name} {rid}.{fname}: file missing from the snapshot")
                         continue
-                    body = b"".join(app.vault.read_file_stream(org_name, ref.content_id, expected_size=ref.size))
+                    body = b"".join(
+                        app.vault.read_file_stream(org_name, ref.content_id, expected_size=ref.size)
+                    )
                     result.files += 1
                     result.file_bytes += len(body)
                     if isinstance(expected, str):
                         expected = base64.b64decode(expected)
                     if body != expected:
-                        result.add(f"{name} {rid}.{fname}: file bytes differ ({len(body)} vs {len(expected or b'')})")
+                        result.add(
+                            f"{name} {rid}.{fname}: file bytes differ ({len(body)} vs {len(expected or b'')})"
+                        )
                     continue
                 if fname not in true:
                     continue  # calculated fields are not stored in the org's truth
@@ -119,7 +127,9 @@ def _mutate(emu_org: Any, seed: int) -> dict[str, Any]:
     from salesforce_emulator import activity
 
     emu_org.clock.advance(900)  # past the incremental's overlap window
-    field = activity.add_custom_field(emu_org, "Account", "Demo_Score__c", "double", seed=seed, fill_share=0.3)
+    field = activity.add_custom_field(
+        emu_org, "Account", "Demo_Score__c", "double", seed=seed, fill_share=0.3
+    )
     first = activity.mutate(emu_org, seed=seed, update_share=0.03, delete_share=0.01, new_files=3)
     emu_org.clock.advance(60)
     second = activity.mutate(emu_org, seed=seed + 1, update_share=0.0, delete_share=0.0, undelete=3, purge=2)
@@ -209,7 +219,8 @@ def run_demo(
                 cmp = compare_snapshot_with_org(app, DEMO_ORG, emu_org)
                 say(
                     f"  {cmp.objects} objects, {cmp.records:,} records, {cmp.files} files "
-                    f"({cmp.file_bytes:,} bytes): " + ("identical" if cmp.ok else f"{len(cmp.differences)} differences")
+                    f"({cmp.file_bytes:,} bytes): "
+                    + ("identical" if cmp.ok else f"{len(cmp.differences)} differences")
                 )
                 for d in cmp.differences[:10]:
                     say(f"    {d}")
@@ -277,10 +288,14 @@ def _print_summary(s: dict[str, Any], say: Any) -> None:
     say(f"  objects backed up        {s['objects']}")
     say(f"  records in the snapshot  {s['records']:,}")
     say(f"  files                    {s['files']} ({human_bytes(s['file_bytes'])})")
-    say(f"  full backup              {f['records_read']:,} records read, {human_bytes(f['plain_bytes'])} → "
-        f"{human_bytes(f['stored_bytes'])} stored, {f['api_calls']} API calls, {f['seconds']} s")
-    say(f"  incremental (+ id recon.) {i['records_read']:,} records read, {human_bytes(i['plain_bytes'])} → "
-        f"{human_bytes(i['stored_bytes'])} stored, {i['api_calls']} API calls, {i['seconds']} s")
+    say(
+        f"  full backup              {f['records_read']:,} records read, {human_bytes(f['plain_bytes'])} → "
+        f"{human_bytes(f['stored_bytes'])} stored, {f['api_calls']} API calls, {f['seconds']} s"
+    )
+    say(
+        f"  incremental (+ id recon.) {i['records_read']:,} records read, {human_bytes(i['plain_bytes'])} → "
+        f"{human_bytes(i['stored_bytes'])} stored, {i['api_calls']} API calls, {i['seconds']} s"
+    )
     say(f"  verify                   {'OK' if s['verify_ok'] else 'FAILED'}")
     say(f"  equals the org's truth   {'yes' if s['identical_to_org'] else 'NO'}")
     say(f"  total time               {s['seconds']} s   (vault: {s['vault']})")

@@ -123,3 +123,8 @@ class KeyServiceUnavailable(RetryableError):
 
 class SecretsUnavailable(RetryableError):
     """The secret store (Secrets Manager) throttled, timed out or answered 5xx; retry later."""
+
+
+class WriteMaybeApplied(SalesforceUnavailable):
+    """The connection dropped after a write was sent: it may or may not have been applied.
+    A restore reconciles that batch (looks for what it created) before sending it again."""

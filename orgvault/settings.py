@@ -136,7 +136,9 @@ def parse_master_key(text: str | None) -> bytes | None:
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigError("ORGVAULT_MASTER_KEY is not valid base64; make one with `openssl rand -base64 32`") from None
+        raise ConfigError(
+            "ORGVAULT_MASTER_KEY is not valid base64; make one with `openssl rand -base64 32`"
+        ) from None
     if len(raw) != 32:
         raise ConfigError(
             f"ORGVAULT_MASTER_KEY must decode to 32 bytes (got {len(raw)}); use `openssl rand -base64 32`"

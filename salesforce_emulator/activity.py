@@ -189,7 +189,9 @@ def _cleared_children(org: Org, parents: list[str]) -> list[tuple[str, str]]:
     out = []
     with org._lock:
         for p in parents:
-            for (cid,) in org._conn.execute("SELECT child FROM _cleared WHERE parent = ? ORDER BY child", (p,)):
+            for (cid,) in org._conn.execute(
+                "SELECT child FROM _cleared WHERE parent = ? ORDER BY child", (p,)
+            ):
                 obj = org._by_prefix.get(cid[:3])
                 if obj is not None:
                     out.append((cid, obj.name))

@@ -8,6 +8,13 @@ org. All public methods are thread-safe (one connection behind a re-entrant lock
 Storage conventions: datetimes are text ``2024-01-01T00:00:00.000Z`` (UTC, fixed width, so they sort
 and compare as text), dates ``2024-01-01``, times ``10:00:00.000Z``, booleans 0/1, text columns
 ``COLLATE NOCASE`` (SOQL comparisons are case-insensitive), empty strings are stored as NULL.
+
+Write semantics that follow Salesforce: every write stamps LastModifiedDate/SystemModstamp from the org
+clock; formula fields are computed on read and never move SystemModstamp. Deleting a record puts it in
+the recycle bin (``IsDeleted``, queryAll only) with its master-detail children, an account's contacts and
+opportunities and a record's activities, notes and attachments; other lookups pointing at it are cleared
+(the child's SystemModstamp moves) and restored by undelete. Recycle-bin rows are purged 15 days after
+the delete; the deletion log behind getDeleted keeps them for the same window. Ids never repeat.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ REPLICATION_ID_LIMIT = 600_000
 DEFAULT_API_VERSION = "59.0"
 BLOB_FIELDS = {("Note", "Body")}  # textarea fields also served by the blob endpoint
 # lookups never cleared when their target is deleted (users are never deleted; merges keep the trail)
-NEVER_CLEARED = {"OwnerId", "CreatedById", "LastModifiedById", "MasterRecordId"}
+NEVER_CLEARED = {"OwnerId", "CreatedById", "LastModifiedById", "MasterRecordId", "FirstPublishLocationId"}
 # lookups whose records Salesforce deletes (and undeletes) with their parent, besides master-detail
 CASCADES = {
     ("Contact", "AccountId"),
@@ -247,6 +254,10 @@ class Org:
 
     def _load(self) -> None:
         self._ensure_internal_tables()
+        existing = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for obj in self.objects.values():
+            if obj.has_table and obj.name not in existing:  # an org created by an older emulator
+                self._create_table(obj)
         self.org_id = self._meta_get("org_id")
         self.user_id = self._meta_get("user_id")
         self.username = self._meta_get("username")
@@ -766,6 +777,11 @@ class Org:
                 continue
             f = obj.field(key)
             if f is None:
+                resolved = self._foreign_key(obj, key, value)
+                if resolved is not None:
+                    key, value = resolved
+                    f = obj.field(key)
+            if f is None:
                 raise SalesforceError(
                     400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}", [key]
                 )
@@ -793,6 +809,50 @@ class Org:
                 bad_access,
             )
         return cols, blobs
+
+    def _foreign_key(self, obj: ObjectDef, key: str, value) -> tuple[str, str | None] | None:
+        """A parent given by external id -- ``{"Account": {"External_Id__c": "A1"}}`` (REST) or
+        ``"Account.External_Id__c": "A1"`` (Bulk CSV header) -> ("AccountId", id). None if ``key`` is
+        no relationship. INVALID_FIELD when the parent does not exist or the field is no external id."""
+        if isinstance(value, dict) and "." not in key:
+            rel_name, inner = key, {k: v for k, v in value.items() if k != "attributes"}
+            if len(inner) != 1:
+                return None
+            ext_name, ext_value = next(iter(inner.items()))
+        elif "." in key and not isinstance(value, dict):
+            rel_name, ext_name = key.split(".", 1)
+            ext_value = value
+        else:
+            return None
+        ref = obj.relationship(rel_name)
+        if ref is None:
+            return None
+        if ext_value is None or ext_value == "":
+            return ref.name, None
+        targets = [self.objects[t.lower()] for t in ref.reference_to if t.lower() in self.objects]
+        if len(targets) != 1:
+            raise SalesforceError(
+                400, "INVALID_FIELD", f"Polymorphic relationship {rel_name} needs a type", [key]
+            )
+        target = targets[0]
+        ext = target.field(ext_name)
+        if ext is None or not (ext.external_id or ext.name == "Id"):
+            raise SalesforceError(
+                400, "INVALID_FIELD", f"Field {ext_name} is not an external id on entity {target.name}", [key]
+            )
+        rows = self._conn.execute(
+            f'SELECT Id FROM "{target.name}" WHERE "{ext.name}" = ? AND IsDeleted = 0 LIMIT 2',
+            (str(ext_value),),
+        ).fetchall()
+        if len(rows) != 1:
+            what = "not found" if not rows else "matches more than one record"
+            raise SalesforceError(
+                400,
+                "INVALID_FIELD",
+                f"Foreign key external ID: {_short(ext_value)} {what} for field {ext.name} in entity {target.name}",
+                [key],
+            )
+        return ref.name, rows[0][0]
 
     def create(self, sobject: str, values: dict) -> str:
         """Insert a record; returns its new 18-character id. Validation errors as Salesforce reports
@@ -1103,7 +1163,9 @@ class Org:
         child's SystemModstamp moves, its LastModifiedDate does not."""
         ids = [
             r[0]
-            for r in self._conn.execute(f'SELECT Id FROM "{child.name}" WHERE "{f.name}" = ?', (parent,)).fetchall()
+            for r in self._conn.execute(
+                f'SELECT Id FROM "{child.name}" WHERE "{f.name}" = ?', (parent,)
+            ).fetchall()
         ]
         if not ids:
             return
@@ -1112,7 +1174,8 @@ class Org:
             [(parent, cid, f.name) for cid in ids],
         )
         self._conn.execute(
-            f'UPDATE "{child.name}" SET "{f.name}" = NULL, SystemModstamp = ? WHERE "{f.name}" = ?', (now, parent)
+            f'UPDATE "{child.name}" SET "{f.name}" = NULL, SystemModstamp = ? WHERE "{f.name}" = ?',
+            (now, parent),
         )
 
     def _restore_lookups(self, parent: str, now: str) -> None:
@@ -1130,6 +1193,7 @@ class Org:
         """Restore a record (and what was deleted with it) from the recycle bin, keeping its id."""
         with self.transaction():
             obj, rid = self._obj_of_id(record_id)
+            self._expire_recycle_bin(obj)
             row = self._row(obj, rid)
             if row is None:
                 raise not_found()
@@ -1421,6 +1485,9 @@ def _child_relationship_name(child: ObjectDef, f: FieldDef) -> str | None:
         return None
     if child.name in ("Task", "Event"):
         return child.name + "s"
+    for suffix, plural in (("History", "Histories"), ("Share", "Shares"), ("Tag", "Tags"), ("Feed", "Feeds")):
+        if child.name.endswith(suffix) and child.name != suffix:
+            return plural
     if f.name == "ParentId" and child.name not in ("Attachment", "Note", "CaseComment"):
         return "Child" + child.name + "s"
     if child.name.endswith("y"):
@@ -1468,7 +1535,13 @@ def _keyset_condition(order: list[tuple[str, bool, bool]], key: list) -> tuple[s
         params.extend(eq_params)
         return f"({after} OR ({eq} AND {build(i + 1)}))"
 
-    return build(0), params
+    cond = build(0)
+    if order and key[0] is not None and not order[0][2]:
+        # nulls of the first key are already behind us: a plain range bound lets SQLite use an index
+        expr, desc = order[0][0], order[0][1]
+        cond = f"{expr} {'<=' if desc else '>='} ? AND {cond}"
+        params.insert(0, key[0])
+    return cond, params
 
 
 def _json_plan(q: Query, by_prefix: dict) -> list:

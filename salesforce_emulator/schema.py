@@ -1200,6 +1200,75 @@ def builtin_objects() -> list[ObjectDef]:
             bulk_supported=False,
         )
     )
+    # the custom object's own history, share and tag objects (empty; null key prefixes)
+    objs.append(
+        ObjectDef(
+            "Project__History",
+            None,
+            [
+                FieldDef("Id", "id", length=18, nillable=False, **RO),
+                REF("ParentId", "Project__c", "Parent", **RO),
+                S("Field", 255, **RO),
+                FieldDef("OldValue", "anyType", **RO),
+                FieldDef("NewValue", "anyType", **RO),
+                B("IsDeleted", **RO),
+                DT("CreatedDate", **RO),
+                REF("CreatedById", "User", "CreatedBy", **RO),
+            ],
+            label="Project History",
+            custom=True,
+            createable=False,
+            updateable=False,
+            deletable=False,
+            undeletable=False,
+            searchable=False,
+            layoutable=False,
+        )
+    )
+    objs.append(
+        ObjectDef(
+            "Project__Share",
+            None,
+            [
+                FieldDef("Id", "id", length=18, nillable=False, **RO),
+                REF("ParentId", "Project__c", "Parent", **RO),
+                REF("UserOrGroupId", ("User", "Group"), "UserOrGroup", **RO),
+                PL("AccessLevel", ("Read", "Edit", "All"), **RO),
+                PL("RowCause", ("Owner", "Manual"), **RO),
+                B("IsDeleted", **RO),
+                DT("LastModifiedDate", **RO),
+                REF("LastModifiedById", "User", "LastModifiedBy", **RO),
+            ],
+            label="Project Share",
+            custom=True,
+            replicateable=False,
+            undeletable=False,
+            searchable=False,
+            layoutable=False,
+        )
+    )
+    objs.append(
+        ObjectDef(
+            "Project__Tag",
+            None,
+            [
+                FieldDef("Id", "id", length=18, nillable=False, **RO),
+                REF("ItemId", "Project__c", "Item", **RO),
+                S("Name", 255, **RO),
+                PL("Type", ("Personal", "Public"), **RO),
+                B("IsDeleted", **RO),
+                DT("CreatedDate", **RO),
+                DT("SystemModstamp", **RO),
+            ],
+            label="Project Tag",
+            custom=True,
+            replicateable=False,
+            undeletable=False,
+            searchable=False,
+            layoutable=False,
+            bulk_supported=False,
+        )
+    )
     return objs
 
 

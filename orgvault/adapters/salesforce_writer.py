@@ -42,7 +42,7 @@ from orgvault.adapters.salesforce import (
     _scrub,
     translate_error,
 )
-from orgvault.errors import SalesforceRequestError, SalesforceUnavailable
+from orgvault.errors import SalesforceRequestError, SalesforceUnavailable, WriteMaybeApplied
 from orgvault.ports import ApiUsage, ObjectSchema, WriteResult
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,6 @@ CONTENT_VERSION_MAX = 2 * 1024**3
 OTHER_BODY_MAX = 500 * 1024**2
 JSON_BODY_MAX = 37_500_000  # 50 MB of JSON once base64-encoded
 _BODY_FIELDS = {"ContentVersion": "VersionData", "Attachment": "Body", "Document": "Body"}
-
-
-class WriteMaybeApplied(SalesforceUnavailable):
-    """The connection dropped after a write was sent: it may or may not have been applied.
-    Reconcile (look for what the batch created) before sending it again."""
 
 
 def _value_for_csv(v: Any) -> str:
@@ -189,7 +184,7 @@ class SalesforceWriter:
     def _collection(
         self, operation: str, object_name: str, batch: list[dict[str, Any]], external_id_field: str
     ) -> list[WriteResult]:
-        payload = {
+        payload: dict[str, Any] = {
             "allOrNone": False,
             "records": [{"attributes": {"type": object_name}, **r} for r in batch],
         }
@@ -267,21 +262,21 @@ class SalesforceWriter:
         for kind in ("successfulResults", "failedResults", "unprocessedrecords"):
             text = self._send("GET", f"{base}/{job_id}/{kind}", idempotent=True, ok=(200,)).content.decode("utf-8")
             reader = csv.reader(io.StringIO(text))
-            header = next(reader, None)
-            if not header:
+            head = next(reader, None)
+            if not head:
                 continue
-            pos = {h: i for i, h in enumerate(header)}
-            for row in reader:
-                if not row:
+            pos = {h: i for i, h in enumerate(head)}
+            for line in reader:
+                if not line:
                     continue
-                key = tuple(row[pos[c]] if c in pos else "" for c in columns)
+                key = tuple(line[pos[c]] if c in pos else "" for c in columns)
                 if kind == "successfulResults":
-                    res = WriteResult(True, row[pos["sf__Id"]] or None,
-                                      created=row[pos.get("sf__Created", -1)].lower() == "true"
+                    res = WriteResult(True, line[pos["sf__Id"]] or None,
+                                      created=line[pos.get("sf__Created", -1)].lower() == "true"
                                       if "sf__Created" in pos else operation == "insert")
                 elif kind == "failedResults":
-                    res = WriteResult(False, (row[pos["sf__Id"]] or None) if "sf__Id" in pos else None,
-                                      errors=(row[pos["sf__Error"]],))
+                    res = WriteResult(False, (line[pos["sf__Id"]] or None) if "sf__Id" in pos else None,
+                                      errors=(line[pos["sf__Error"]],))
                 else:
                     res = WriteResult(False, None, errors=("UNPROCESSED: the bulk job did not process this row",))
                 by_row[key].append(res)

@@ -250,3 +250,10 @@ class VerifyOut(BaseModel):
     chain_length: int
     bad_objects: list[str]
     problems: list[VerifyProblemOut]
+
+
+class RunStarted(BaseModel):
+    org: str
+    run_id: str | None = Field(None, description="known at once locally; in AWS see the execution")
+    execution_id: str | None = None
+    status: str

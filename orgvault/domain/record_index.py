@@ -192,8 +192,49 @@ def find_in_rows(raw: bytes, record_id: str) -> dict[str, Any] | None:
         start = line_end + 1
 
 
-def find_in_payload(payload: bytes, record_id: str) -> dict[str, Any] | None:
-    return find_in_rows(decompress_payload(payload), record_id)
+def find_in_payload(payload: bytes, record_id: str, *, piece: int = 1 << 20) -> dict[str, Any] | None:
+    """:func:`find_in_rows` on a compressed payload, decompressing piece by piece and stopping at
+    the row: on average half a chunk is decompressed, and memory stays at about one piece."""
+    import json
+
+    reader = zstandard.ZstdDecompressor().stream_reader(payload)
+    key = b'"' + id15(record_id).encode()
+    fields: list[str] | None = None
+    pos = -1
+    pending = b""
+    while True:
+        data = reader.read(piece)
+        eof = not data
+        buf = pending + data
+        cut = len(buf) if eof else buf.rfind(b"\n") + 1
+        complete, pending = buf[:cut], buf[cut:]
+        start = 0
+        if fields is None:
+            nl = complete.find(b"\n")
+            if nl < 0:
+                if eof:
+                    return None
+                pending = complete + pending
+                continue
+            fields = json.loads(complete[:nl])["fields"]
+            if "Id" not in fields:
+                return None
+            pos = fields.index("Id")
+            start = nl + 1
+        while True:
+            hit = complete.find(key, start)
+            if hit < 0:
+                break
+            line_start = complete.rfind(b"\n", 0, hit) + 1
+            line_end = complete.find(b"\n", hit)
+            line_end = len(complete) if line_end < 0 else line_end
+            row = json.loads(complete[line_start:line_end])
+            value = row[pos] if isinstance(row, list) and len(row) > pos else None
+            if isinstance(value, str) and id15(value) == id15(record_id):
+                return dict(zip(fields, row, strict=False))
+            start = line_end + 1
+        if eof:
+            return None
 
 
 def summary_payload(ranges: Mapping[str, tuple[str, str, int]]) -> bytes:

@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from orgvault.domain.chunks import ChunkBuilder, EncodedChunk
 from orgvault.domain.models import (
     Checkpoint,
     ChunkKind,
@@ -102,6 +103,19 @@ class RunPlan:
     skipped: tuple[SkippedObject, ...] = ()
     modes: dict[str, str] = field(default_factory=dict)  # object -> "full" | "delta"
 
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict for a Step Functions state (the Map iterates over ``objects``)."""
+        return {
+            "org": self.org,
+            "run_id": self.run_id,
+            "kind": self.kind.value,
+            "resumed": self.resumed,
+            "parent_snapshot_id": self.parent_snapshot_id,
+            "objects": list(self.objects),
+            "skipped": [{"name": s.name, "reason": s.reason} for s in self.skipped],
+            "modes": dict(self.modes),
+        }
+
 
 @dataclass(frozen=True)
 class StepResult:
@@ -120,6 +134,23 @@ class StepResult:
     stored_bytes: int = 0
     api_calls: int = 0
     checkpoint: Checkpoint | None = field(default=None, repr=False)  # as committed at the end of the step
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict for a Step Functions state: ``status`` drives the Choice, ``wait_seconds``
+        the Wait state's SecondsPath."""
+        return {
+            "org": self.org,
+            "run_id": self.run_id,
+            "object": self.object_name,
+            "status": self.status.value,
+            "wait_seconds": int(round(self.wait_seconds)),
+            "records": self.records,
+            "tombstones": self.tombstones,
+            "files": self.files,
+            "plain_bytes": self.plain_bytes,
+            "stored_bytes": self.stored_bytes,
+            "api_calls": self.api_calls,
+        }
 
 
 @dataclass(frozen=True)
@@ -246,14 +277,18 @@ class BackupService:
                     f"{lock.acquired_at:%Y-%m-%d %H:%M:%S} UTC); wait for it to finish, or if that process is "
                     f"gone the lock expires at {lock.expires_at:%Y-%m-%d %H:%M:%S} UTC"
                 )
-        self.catalog.acquire_lock(org, self.owner, now=now, ttl_seconds=self.settings.lock_ttl_seconds, force=force)
+        self.catalog.acquire_lock(
+            org, self.owner, now=now, ttl_seconds=self.settings.lock_ttl_seconds, force=force
+        )
 
     def _resumable(self, org: str) -> Run | None:
         runs = self.catalog.list_runs(org)
         if not runs:
             return None
         last = runs[-1]
-        if last.status in (RunStatus.PAUSED, RunStatus.FAILED, RunStatus.RUNNING) and not last.stats.get("abandoned"):
+        if last.status in (RunStatus.PAUSED, RunStatus.FAILED, RunStatus.RUNNING) and not last.stats.get(
+            "abandoned"
+        ):
             return last
         return None
 
@@ -270,8 +305,13 @@ class BackupService:
                 return self._resume(run)
             if run is not None:  # --full abandons an unfinished run (its chunks become orphans)
                 self.catalog.put_run(
-                    replace(run, status=RunStatus.FAILED, message="abandoned: a new full run was started",
-                            finished_at=self.clock(), stats={**run.stats, "abandoned": True})
+                    replace(
+                        run,
+                        status=RunStatus.FAILED,
+                        message="abandoned: a new full run was started",
+                        finished_at=self.clock(),
+                        stats={**run.stats, "abandoned": True},
+                    )
                 )
             return self._plan_new(conn, full=full)
         except BaseException:
@@ -308,7 +348,8 @@ class BackupService:
         )
         plans, skipped_raw = glue.plan_objects(src, plan_settings, describe=lambda n: self._describe(org, n))
         skipped = [
-            SkippedObject(s.name, f"{s.reason.value}: {s.detail}" if s.detail else s.reason.value) for s in skipped_raw
+            SkippedObject(s.name, f"{s.reason.value}: {s.detail}" if s.detail else s.reason.value)
+            for s in skipped_raw
         ]
         failed = {s.name for s in skipped_raw if s.reason is SkipReason.DESCRIBE_FAILED}
         planned = {p.name for p in plans}
@@ -475,7 +516,13 @@ class BackupService:
         return schema
 
     def _start_read(
-        self, conn: OrgConnection, cp: Checkpoint, *, fields: list[str], where: str | None, strategy: str | None = None
+        self,
+        conn: OrgConnection,
+        cp: Checkpoint,
+        *,
+        fields: list[str],
+        where: str | None,
+        strategy: str | None = None,
     ) -> Checkpoint:
         src = self.source(conn.name)
         schema = self._describe(conn.name, cp.object_name)
@@ -511,7 +558,7 @@ class BackupService:
             try:
                 page = src.read_page(read_cursor)  # type: ignore[arg-type]
             except BulkNotSupported:
-                if cp.next_seq > cp.cursor.get("base_from_seq", 0) or buf.records:
+                if cp.next_seq > cp.cursor.get("base_from_seq", 0) or buf.count:
                     raise
                 cp = replace(cp, strategy="rest", cursor={**cp.cursor, "read": None})
                 cp = self._start_read(conn, cp, fields=fields, where=where)
@@ -551,7 +598,7 @@ class BackupService:
                 cp = self._flush(conn, run_id, cp, kind, buf, tombs, None, watermark, stats)
                 return cp, StepStatus.DONE, 0.0
             if (
-                len(buf.records) + len(tombs) >= self.settings.chunk_records
+                buf.count + len(tombs) >= self.settings.chunk_records
                 or buf.bytes >= self.settings.chunk_bytes
                 or time.monotonic() >= deadline
             ):
@@ -577,7 +624,9 @@ class BackupService:
         while True:
             parent = cp.cursor.get("parent")
             if parent is None:
-                first = src.start_read(self._describe(org, parent_name), ["Id"], strategy="rest", include_deleted=True)
+                first = src.start_read(
+                    self._describe(org, parent_name), ["Id"], strategy="rest", include_deleted=True
+                )
                 parent = {"page": first, "batch": 0}
                 cp = replace(cp, strategy="rest", cursor={**cp.cursor, "parent": parent, "read": None})
                 self.catalog.put_checkpoint(cp)
@@ -599,7 +648,11 @@ class BackupService:
                 batch = ids[start : start + FILTER_BATCH]
                 where = f"{fk} IN ({', '.join(repr(str(i)) for i in batch)})"
                 read_cursor = src.start_read(
-                    self._describe(org, cp.object_name), fields, strategy="rest", where=where, include_deleted=True
+                    self._describe(org, cp.object_name),
+                    fields,
+                    strategy="rest",
+                    where=where,
+                    include_deleted=True,
                 )
             page = src.read_page(read_cursor)
             for rec in page.records:
@@ -611,7 +664,11 @@ class BackupService:
                     watermark = stamp
             if page.cursor is None:  # this batch is done: the next one starts with a fresh read
                 cp = replace(cp, cursor={**cp.cursor, "parent": {**parent, "batch": parent["batch"] + 1}})
-            if page.cursor is not None or len(buf.records) >= self.settings.chunk_records or time.monotonic() >= deadline:
+            if (
+                page.cursor is not None
+                or buf.count >= self.settings.chunk_records
+                or time.monotonic() >= deadline
+            ):
                 cp = self._flush(conn, run_id, cp, ChunkKind.RECORDS, buf, [], page.cursor, watermark, stats)
                 buf = _Buffer()
                 if time.monotonic() >= deadline:
@@ -634,11 +691,10 @@ class BackupService:
         """Seal and commit the buffered records (and tombstones). Only the last commit advances the
         read cursor: a crash in between re-reads the pages (tombstones twice: harmless)."""
         final_cursor = {**cp.cursor, "read": read_cursor}
-        pending = []
+        pending: list[tuple[ChunkKind, Any]] = []
         if tombs:
             pending.append((ChunkKind.TOMBSTONES, tombs))
-        if buf.records:
-            pending.append((kind, buf.records))
+        pending.extend((kind, encoded) for encoded in buf.chunks())
         if not pending:
             cp = replace(cp, cursor=final_cursor, watermark=watermark, updated_at=self.clock())
             self.catalog.put_checkpoint(cp)
@@ -646,7 +702,7 @@ class BackupService:
         for i, (k, records) in enumerate(pending):
             last = i == len(pending) - 1
             chunk = glue.write_chunk(self.vault, conn, run_id, cp.object_name, cp.next_seq, k, records)
-            n_live = len(records) if k in (ChunkKind.RECORDS, ChunkKind.DELTA) else 0
+            n_live = chunk.records if k in (ChunkKind.RECORDS, ChunkKind.DELTA) else 0
             cp = replace(
                 cp,
                 next_seq=cp.next_seq + 1,
@@ -695,7 +751,9 @@ class BackupService:
         src = self.source(org)
         if cp.cursor.get("read") is None and not cp.cursor.get("ids_done"):
             id_fields = ["Id", "IsDeleted"] if "IsDeleted" in cp.cursor.get("fields", []) else ["Id"]
-            cp = self._start_read(conn, cp, fields=id_fields, where=None, strategy=cp.cursor.get("bulk_strategy"))
+            cp = self._start_read(
+                conn, cp, fields=id_fields, where=None, strategy=cp.cursor.get("bulk_strategy")
+            )
         buf = _Buffer()
         read_cursor: dict[str, Any] | None = cp.cursor["read"]
         while not cp.cursor.get("ids_done"):
@@ -711,7 +769,7 @@ class BackupService:
                 cp = replace(cp, cursor={**cp.cursor, "ids_done": True})
                 cp = self._flush(conn, run_id, cp, ChunkKind.IDS, buf, [], None, cp.watermark, stats)
                 break
-            if len(buf.records) >= self.settings.chunk_records * 4 or time.monotonic() >= deadline:
+            if buf.count >= self.settings.chunk_records * 4 or time.monotonic() >= deadline:
                 cp = self._flush(conn, run_id, cp, ChunkKind.IDS, buf, [], read_cursor, cp.watermark, stats)
                 buf = _Buffer()
                 if time.monotonic() >= deadline:
@@ -734,7 +792,9 @@ class BackupService:
                 known.difference_update(r["Id"] for r in glue.read_chunk(self.vault, ch))
         gone = sorted(known - live)
         live_count = len(known & live)
-        cp = replace(cp, cursor={**cp.cursor, "phase": Phase.DONE.value, "read": None, "live_count": live_count})
+        cp = replace(
+            cp, cursor={**cp.cursor, "phase": Phase.DONE.value, "read": None, "live_count": live_count}
+        )
         tombs = [{"Id": i, "deletedDate": None} for i in gone]
         cp = self._flush(conn, run_id, cp, ChunkKind.DELTA, _Buffer(), tombs, None, cp.watermark, stats)
         stats.reconciled_gone += len(gone)
@@ -759,7 +819,9 @@ class BackupService:
                 raise PermanentError(
                     f"run {run_id} still has unfinished objects ({', '.join(unfinished[:5])}); extract them first"
                 )
-            parent = self.catalog.get_snapshot(org, run.parent_snapshot_id) if run.parent_snapshot_id else None
+            parent = (
+                self.catalog.get_snapshot(org, run.parent_snapshot_id) if run.parent_snapshot_id else None
+            )
             chunks = [
                 ch
                 for cp in cps
@@ -778,8 +840,13 @@ class BackupService:
                 salesforce_org_id=str(run.stats.get("salesforce_org_id", "")),
             )
         self.catalog.put_run(
-            replace(run, status=RunStatus.COMPLETED, finished_at=self.clock(), message="",
-                    stats={**run.stats, "records": done.records, "objects": done.objects})
+            replace(
+                run,
+                status=RunStatus.COMPLETED,
+                finished_at=self.clock(),
+                message="",
+                stats={**run.stats, "records": done.records, "objects": done.objects},
+            )
         )
         self.catalog.release_lock(org, self.owner)
         return done
@@ -811,6 +878,7 @@ class BackupService:
                 f"run `orgvault backup {org}` again later"
             ) from exc
         totals = _StepStats()
+        last_refresh = time.monotonic()
         try:
             for obj in plan.objects:
                 prog = ObjectProgress(obj)
@@ -819,6 +887,11 @@ class BackupService:
                 while True:
                     res = self.extract_step(org, plan.run_id, obj, checkpoint=cp_hint)
                     cp_hint = res.checkpoint
+                    if time.monotonic() - last_refresh > 60:  # keep the lock alive on long runs
+                        self.catalog.acquire_lock(
+                            org, self.owner, now=self.clock(), ttl_seconds=self.settings.lock_ttl_seconds
+                        )
+                        last_refresh = time.monotonic()
                     totals.merge(res)
                     prog.records += res.records
                     prog.files += res.files
@@ -866,17 +939,31 @@ class BackupService:
 
 
 class _Buffer:
-    """Records waiting for a page boundary to be sealed; ``bytes`` is a cheap size estimate."""
+    """Records waiting for a page boundary, encoded as they arrive (so the chunk is built once and
+    its exact size is known). The builder's bounds are unbounded: the caller closes chunks, only on
+    page boundaries. A change of field set closes a chunk early (kept in ``closed``)."""
 
-    __slots__ = ("records", "bytes")
+    __slots__ = ("_builder", "closed", "count")
 
     def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-        self.bytes = 0
+        self._builder = ChunkBuilder(max_bytes=2**62, max_records=2**62)
+        self.closed: list[EncodedChunk] = []
+        self.count = 0
 
     def add(self, rec: dict[str, Any]) -> None:
-        self.records.append(rec)
-        self.bytes += sum(len(v) if isinstance(v, str) else 8 for v in rec.values()) + 4 * len(rec)
+        done = self._builder.add(rec)
+        if done is not None:
+            self.closed.append(done)
+        self.count += 1
+
+    @property
+    def bytes(self) -> int:
+        return self._builder.pending_bytes + sum(c.plain_bytes for c in self.closed)
+
+    def chunks(self) -> list[EncodedChunk]:
+        last = self._builder.flush()
+        out, self.closed, self.count = self.closed + ([last] if last is not None else []), [], 0
+        return out
 
 
 @dataclass

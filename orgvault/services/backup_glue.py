@@ -43,8 +43,9 @@ def plan_objects(
 
 
 def write_chunk(
-    vault: Any, conn: OrgConnection, run_id: str, object_name: str, seq: int, kind: ChunkKind, records: list[dict]
+    vault: Any, conn: OrgConnection, run_id: str, object_name: str, seq: int, kind: ChunkKind, records: Any
 ) -> ChunkRecord:
+    """``records``: an ``EncodedChunk`` from a ChunkBuilder, or a list of records."""
     return vault.write_chunk(conn.name, conn.key_ref, run_id, object_name, seq, kind, records)
 
 
@@ -52,7 +53,9 @@ def read_chunk(vault: Any, chunk: ChunkRecord) -> Iterator[dict[str, Any]]:
     return vault.read_chunk(chunk.org, chunk.object_name, chunk)
 
 
-def write_file(vault: Any, conn: OrgConnection, source: str, parts: Iterable[bytes], stamp: str) -> FileRecord:
+def write_file(
+    vault: Any, conn: OrgConnection, source: str, parts: Iterable[bytes], stamp: str
+) -> FileRecord:
     stored = vault.write_file_stream(conn.name, conn.key_ref, parts)
     return vault.file_record(conn.name, source, stored, source_stamp=stamp)
 

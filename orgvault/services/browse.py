@@ -188,12 +188,12 @@ class Snapshots:
             with self._lock:
                 self.stats.data_chunks_decrypted += 1
                 self.stats.chunk_keys.append(ref.key)
-            payload = ri.decompress_payload(self.vault.read_chunk_payload(org, object_name, ref))
+            payload = self.vault.read_chunk_payload(org, object_name, ref)
             with self._lock:
                 self._chunks[ref.key] = payload
                 while len(self._chunks) > self._chunk_cache:
                     self._chunks.popitem(last=False)
-        return ri.find_in_rows(payload, record_id)
+        return ri.find_in_payload(payload, record_id)
 
     def id_index(self, org: str, key_ref: str, object_name: str, ref: ChunkRef) -> ri.IdIndex:
         """The id index of a chunk: from memory, else from the vault, else built from the chunk
@@ -345,9 +345,9 @@ class Snapshots:
                     rid = r.get("Id")
                     if rid and ri.id15(rid) not in latest:
                         yield r
-        for r in latest.values():
-            if r is not None:
-                yield r
+        for rec in latest.values():
+            if rec is not None:
+                yield rec
 
     def lookup(self, org: str, key_ref: str, manifest: Manifest, object_name: str, record_id: str) -> Lookup:
         """One record at the snapshot, newest layer first, confirmed in the decrypted chunk."""

@@ -52,7 +52,9 @@ def validate_url(url: str, what: str) -> str:
 def validate_secrets(auth: AuthMethod, secret: Mapping[str, str]) -> dict[str, str]:
     missing = [k for k in REQUIRED_SECRETS[auth] if not secret.get(k)]
     if missing:
-        raise ConfigError(f"--auth {auth.value} needs: {', '.join(missing)} (give them as flags, env or --secrets-file)")
+        raise ConfigError(
+            f"--auth {auth.value} needs: {', '.join(missing)} (give them as flags, env or --secrets-file)"
+        )
     return {k: str(v) for k, v in secret.items() if v}
 
 

@@ -22,10 +22,12 @@ Contracts (DESIGN.md "Restore"):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from orgvault.domain import record_index as ri
@@ -45,7 +47,13 @@ from orgvault.domain.restore_plan import (
     revert_changes,
     writable_fields,
 )
-from orgvault.errors import ApiBudgetExhausted, ConfigError, PermanentError, SalesforceUnavailable
+from orgvault.errors import (
+    ApiBudgetExhausted,
+    ConfigError,
+    PermanentError,
+    SalesforceUnavailable,
+    WriteMaybeApplied,
+)
 from orgvault.ports import ObjectSchema, SalesforceTarget, WriteResult
 from orgvault.services.browse import Snapshots
 from orgvault.services.restore_filter import parse_where, predicate
@@ -188,6 +196,7 @@ class RestoreService:
         self._absent: dict[str, set[str]] = defaultdict(set)
         self._backup_fields: dict[str, list[str]] = {}
         self._job_new_ids: list[str] = []
+        self._claimed: set[str] = set()  # target ids already claimed by reconciliation in this run
 
     # --- entry point -------------------------------------------------------------------------------
 
@@ -432,9 +441,13 @@ class RestoreService:
         if self.hook:
             self.hook("before-write", batch)
         try:
-            results = send(payloads)
+            try:
+                results = send(payloads)
+            except WriteMaybeApplied:
+                results = self._recover(batch, payloads, send)
         except (ApiBudgetExhausted, SalesforceUnavailable) as exc:
             raise _Interrupted(exc) from exc
+        self._claimed.update(r.id[:15] for r in results if r.success and r.id)
         if self.hook:
             self.hook("after-write", batch)
         self.journal.result(state, batch, [
@@ -445,6 +458,36 @@ class RestoreService:
             report.results.append(RecordResult(obj, operation, w.source_id, res.success, res.id, res.errors,
                                                _note(w)))
         return results
+
+    def _recover(self, batch: BatchState, payloads: list[dict[str, Any]],
+                 send: Callable[[list[dict[str, Any]]], list[WriteResult]]) -> list[WriteResult]:
+        """The connection dropped after the batch was sent. Updates are simply sent again (same
+        values: idempotent); for inserts, the records the batch did create are found by fingerprint
+        and only the others are sent again."""
+        if batch.operation not in ("insert", "upload"):
+            return send(payloads)
+        claimed: set[str] = set(self._claimed)
+        self._job_new_ids = sorted(self._claimed)
+        me = ""
+        with contextlib.suppress(PermanentError):
+            me = self.target.current_user_id()
+        found = self._find_created(batch, me, claimed)
+        results: list[WriteResult | None] = []
+        retry: list[int] = []
+        for i, fp in enumerate(batch.fingerprints):
+            new = found.get(fp)
+            if new:
+                found[fp] = ""
+                self._claimed.add(new[:15])
+                results.append(WriteResult(True, new, created=True))
+            else:
+                results.append(None)
+                retry.append(i)
+        if retry:
+            again = send([payloads[i] for i in retry])
+            for i, res in zip(retry, again, strict=True):
+                results[i] = res
+        return [r if r is not None else WriteResult(False, None, errors=("NO_RESULT",)) for r in results]
 
     def _batches(self, items: list[Any]) -> Iterable[list[Any]]:
         for i in range(0, len(items), self.batch_size):
@@ -481,7 +524,7 @@ class RestoreService:
                     continue
                 updates.append(PreparedWrite(obj, Operation.UPDATE, rec["Id"], {"Id": cur["Id"], **values},
                                              dropped=tuple(refused)))
-            self._emit(request, state, report, obj, "update", updates, lambda p, o=obj: self.target.update(o, p))
+            self._emit(request, state, report, obj, "update", updates, partial(self.target.update, obj))
 
     def _current(self, obj: str, names: list[str], ids: list[str]) -> dict[str, Record]:
         """Current values of ``names`` for ``ids`` in the target: by id lists for a few records,
@@ -511,7 +554,7 @@ class RestoreService:
                     obj, operation, w.source_id, str(w.values.get("Id") or "") or None,
                     {k: v for k, v in w.values.items() if k != "Id"}))
             return []
-        out = []
+        out: list[tuple[PreparedWrite, WriteResult]] = []
         for part in self._batches(writes):
             results = self._write_batch(state, report, obj, operation, part, send)
             out.extend(zip(part, results, strict=True))
@@ -556,13 +599,13 @@ class RestoreService:
         prefixes = self._key_prefixes()
         relink: list[tuple[str, PreparedWrite]] = []
         # only references to records this job inserts need a second pass; others exist already
-        inserting = {ri.id15(r["Id"]) for recs in todo.values() for r in recs}
+        inserting = {ri.id15(r["Id"]) for batch in todo.values() for r in batch}
         for obj in order:
-            recs = todo[obj]
-            self._prefetch_exists(self._ref_targets(obj, recs))
+            to_insert = todo[obj]
+            self._prefetch_exists(self._ref_targets(obj, to_insert))
             deferred = plan.deferred_fields(obj)
             if obj in FILE_BODY_FIELDS:
-                self._recreate_files(request, state, report, obj, recs, ids, prefixes, deferred, relink)
+                self._recreate_files(request, state, report, obj, to_insert, ids, prefixes, deferred, relink)
                 continue
             writes = [
                 prepare_record(r, object_name=obj, target=self._schema(obj), operation=Operation.INSERT,
@@ -570,12 +613,12 @@ class RestoreService:
                                deferred_fields=[f for f in deferred if str(r.get(f) or "")[:15] in inserting],
                                exists_in_target=self._exists_in_target,
                                skip_fields=self._skip(request, obj))
-                for r in recs
+                for r in to_insert
             ]
             if obj == "ContentDocumentLink":
                 writes = self._new_links_only(writes, report)
             done = self._emit(request, state, report, obj, "insert", writes,
-                              lambda p, o=obj: self.target.insert(o, p),
+                              partial(self.target.insert, obj),
                               show=lambda w: _show(w, ids))
             for w, res in done:
                 if res.success and res.id:
@@ -597,7 +640,7 @@ class RestoreService:
             if r2 is not None:
                 by_obj[obj].append(r2)
         for obj, writes in by_obj.items():
-            self._emit(request, state, report, obj, "relink", writes, lambda p, o=obj: self.target.update(o, p))
+            self._emit(request, state, report, obj, "relink", writes, partial(self.target.update, obj))
 
     def _orphan_version(self, obj: str, r: Record) -> bool:
         """A ContentVersion whose document was deleted is gone for users (its row may linger)."""
@@ -728,7 +771,7 @@ class RestoreService:
                                              exists_in_target=self._exists_in_target,
                                              skip_fields=self._skip(request, obj)))
             done = self._emit(request, state, report, obj, "upsert", writes,
-                              lambda p, o=obj, e=f.name: self.target.upsert(o, e, p),
+                              partial(self.target.upsert, obj, f.name),
                               show=lambda w: _show(w, ids))
             for w, res in done:
                 if res.success and res.id:
@@ -755,7 +798,7 @@ class RestoreService:
                 self.journal.result(state, batch, [])  # upsert by external id is idempotent: just redo
                 continue
             found = self._find_created(batch, me, claimed)
-            results = []
+            results: list[dict[str, Any]] = []
             for sid, fp in zip(batch.source_ids, batch.fingerprints, strict=False):
                 new = found.get(fp)
                 if new:

@@ -172,10 +172,10 @@ class RestoreJournal:
                 by_seq[seq] = b
                 state.batches.append(b)
             elif kind == "result":
-                b = by_seq.get(int(e["intent"]))
-                if b is not None:
-                    b.results = list(e["results"])
-                    _apply_results(state, b)
+                done = by_seq.get(int(e["intent"]))
+                if done is not None:
+                    done.results = list(e["results"])
+                    _apply_results(state, done)
             elif kind == "status":
                 state.status = JobStatus(e["status"])
                 state.message = e.get("message", "")
@@ -186,7 +186,7 @@ class RestoreJournal:
 
     def list_jobs(self) -> list[str]:
         prefix = f"{layout.org_prefix(self.org)}restores/"
-        jobs = []
+        jobs: list[str] = []
         for key in self.store.list(prefix):
             job = key[len(prefix) :].split("/", 1)[0]
             if not jobs or jobs[-1] != job:

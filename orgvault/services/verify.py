@@ -90,26 +90,50 @@ def check_chain(catalog: Catalog, vault: Any, snapshot: SnapshotRecord) -> tuple
         try:
             manifest = vault.read_snapshot_manifest(current)
         except OrgVaultError as exc:
-            problems.append(Problem(ProblemKind.MANIFEST, None, current.manifest_key,
-                                    f"snapshot {current.snapshot_id}: {classify(exc)}: {exc}"))
+            problems.append(
+                Problem(
+                    ProblemKind.MANIFEST,
+                    None,
+                    current.manifest_key,
+                    f"snapshot {current.snapshot_id}: {classify(exc)}: {exc}",
+                )
+            )
             break
         if manifest.parent_snapshot_id != current.parent_id:
-            problems.append(Problem(ProblemKind.MANIFEST, None, current.manifest_key,
-                                    f"snapshot {current.snapshot_id}: the manifest names parent "
-                                    f"{manifest.parent_snapshot_id}, the catalog {current.parent_id}"))
+            problems.append(
+                Problem(
+                    ProblemKind.MANIFEST,
+                    None,
+                    current.manifest_key,
+                    f"snapshot {current.snapshot_id}: the manifest names parent "
+                    f"{manifest.parent_snapshot_id}, the catalog {current.parent_id}",
+                )
+            )
             break
         if current.parent_id is None:
             break
         try:
             parent = catalog.get_snapshot(current.org, current.parent_id)
         except SnapshotNotFound:
-            problems.append(Problem(ProblemKind.MANIFEST, None, current.manifest_key,
-                                    f"snapshot {current.snapshot_id}: its parent {current.parent_id} is not in the catalog"))
+            problems.append(
+                Problem(
+                    ProblemKind.MANIFEST,
+                    None,
+                    current.manifest_key,
+                    f"snapshot {current.snapshot_id}: its parent {current.parent_id} is not in the catalog",
+                )
+            )
             break
         if manifest.parent_manifest_sha256 != parent.manifest_sha256:
-            problems.append(Problem(ProblemKind.MANIFEST, None, current.manifest_key,
-                                    f"snapshot {current.snapshot_id}: the hash chain is broken (the parent "
-                                    f"manifest {parent.snapshot_id} is not the one this snapshot was built on)"))
+            problems.append(
+                Problem(
+                    ProblemKind.MANIFEST,
+                    None,
+                    current.manifest_key,
+                    f"snapshot {current.snapshot_id}: the hash chain is broken (the parent "
+                    f"manifest {parent.snapshot_id} is not the one this snapshot was built on)",
+                )
+            )
             break
         current = parent
     return tuple(problems), length
@@ -129,5 +153,6 @@ def verify_snapshot(
         snapshot = catalog.get_snapshot(org, snapshot_id)
     chain, length = check_chain(catalog, vault, snapshot)
     contents = verify_contents(vault, snapshot, check_files=check_files)
-    return SnapshotVerification(org=org, snapshot_id=snapshot.snapshot_id, contents=contents, chain=chain,
-                                chain_length=length)
+    return SnapshotVerification(
+        org=org, snapshot_id=snapshot.snapshot_id, contents=contents, chain=chain, chain_length=length
+    )

@@ -145,6 +145,21 @@ def test_upsert_by_external_id(org):
     assert err(org.upsert, "Account", "Name", "x", {}).status == 404
 
 
+def test_parent_by_external_id(org):
+    acc = org.create("Account", {"Name": "a", "External_Id__c": "EXT-1"})
+    c1 = org.create(
+        "Contact",
+        {"LastName": "x", "Account": {"attributes": {"type": "Account"}, "External_Id__c": "EXT-1"}},
+    )
+    c2 = org.create("Contact", {"LastName": "y", "Account.External_Id__c": "ext-1"})  # Bulk CSV header form
+    assert {r["Id"]: r["AccountId"] for r in org.true_records("Contact")} == {c1: acc, c2: acc}
+    e = err(org.create, "Contact", {"LastName": "z", "Account": {"External_Id__c": "nope"}})
+    assert e.error_code == "INVALID_FIELD" and "Foreign key external ID" in e.message
+    assert err(org.create, "Contact", {"LastName": "z", "Account.Name": "a"}).error_code == "INVALID_FIELD"
+    org.update("Contact", c2, {"Account.External_Id__c": ""})
+    assert [r["AccountId"] for r in org.true_records("Contact") if r["Id"] == c2] == [None]
+
+
 # ----------------------------------------------------------------------------- recycle bin
 
 
@@ -175,6 +190,7 @@ def test_recycle_bin_window_is_15_days(org):
     org.clock.advance(5 * 86400 + 60)  # "old" now deleted > 15 days ago, "keep" 5 days ago
     qa = org.compile("SELECT Name FROM Account", include_deleted=True)
     assert [r[0] for r in org.fetch(qa, None, 10).rows] == ["keep"]
+    assert err(org.undelete, old).status == 404  # gone for good
     body = org.get_deleted("Account", org.clock.now() - timedelta(days=20), org.clock.now())
     assert [d["id"] for d in body["deletedRecords"]] == [keep]
     # deletions were lost before earliestDateAvailable
@@ -567,3 +583,28 @@ def test_failed_operation_inside_a_transaction_is_undone_alone(org):
         raise RuntimeError
     assert [r["Name"] for r in org.true_records("Account")] == ["kept"]
     assert org.create("Account", {"Name": "after"}) != ok
+
+
+def test_keyset_paging_with_case_insensitive_ties_and_nulls(org):
+    names = ["b", "A", "a", "B", "a", "c"]
+    with org.transaction():
+        for i, n in enumerate(names):
+            org.create("Account", {"Name": f"x{i}", "Site": n})
+        org.create("Account", {"Name": "nosite"})
+    for soql, expect_first in (
+        ("SELECT Name, Site FROM Account ORDER BY Site", None),
+        ("SELECT Name, Site FROM Account ORDER BY Site DESC", "c"),
+        ("SELECT Name, Site FROM Account ORDER BY Site ASC NULLS LAST", "A"),
+    ):
+        q = org.compile(soql)
+        got, after = [], None
+        while True:
+            page = org.fetch(q, after, 1)
+            got.extend(r[:2] for r in page.rows)
+            if page.next_after is None:
+                break
+            after = page.next_after
+        assert got == [r[:2] for r in org.fetch(q, None, 100).rows]
+        assert len(got) == 7 and got[0][1] == expect_first
+        sites = [s.lower() for _, s in got if s is not None]
+        assert sites == sorted(sites, reverse="DESC" in soql)

@@ -68,6 +68,7 @@ def names(org, soql, **kw):
         "SELECT Id, What.Name, Who.Name, Owner.Name FROM Task",
         "SELECT Id FROM Account WHERE Active__c = true AND AnnualRevenue >= 10.5 AND NumberOfEmployees != 3",
         "SELECT Id FROM Account WHERE Name = 'It\\'s'",
+        "SELECT\n\tId\n  FROM\tAccount\r\n WHERE\n Name\t=\t'x'",
     ],
 )
 def test_valid_queries_compile(org, soql):

@@ -153,6 +153,10 @@ def dispatch_to_handlers(deployed: Deployed) -> Iterator[Deployed]:
 
     original = LambdaSimpleBackend.invoke
     lock = threading.Lock()
+    # One invocation at a time: a Lambda execution environment never runs two invocations at once,
+    # and neither moto's backends nor the shared in-process App are meant for concurrent threads.
+    # The Map's concurrency still interleaves the steps of different objects.
+    serial = threading.Lock()
 
     def invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
         name = function_name.split(":function:")[-1].split(":")[0]
@@ -162,20 +166,21 @@ def dispatch_to_handlers(deployed: Deployed) -> Iterator[Deployed]:
         record = Invocation(handler=module_name.rsplit(".", 1)[-1], event=event)
         with lock:
             deployed.invocations.append(record)
-        try:
-            hook = deployed.before.get(record.handler)
-            if hook is not None:
-                hook(event)
-            fn = getattr(importlib.import_module(module_name), attr)
-            result = fn(event, FakeLambdaContext(function_name=name, timeout_s=deployed.function_timeouts[name]))
-            return json.dumps(result).encode()
-        except Exception as exc:  # noqa: BLE001 - reported to Step Functions as the runtime does
-            record.error = type(exc).__name__
-            record.message = str(exc)[:300]
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps(
-                {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []}
-            ).encode()
+        with serial:
+            try:
+                hook = deployed.before.get(record.handler)
+                if hook is not None:
+                    hook(event)
+                fn = getattr(importlib.import_module(module_name), attr)
+                context = FakeLambdaContext(function_name=name, timeout_s=deployed.function_timeouts[name])
+                return json.dumps(fn(event, context)).encode()
+            except Exception as exc:  # noqa: BLE001 - reported to Step Functions as the runtime does
+                record.error = type(exc).__name__
+                record.message = str(exc)[:300]
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return json.dumps(
+                    {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []}
+                ).encode()
 
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
     try:

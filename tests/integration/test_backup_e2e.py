@@ -113,8 +113,13 @@ def test_wrong_credentials_store_nothing(tmp_path, fresh_emulator):
     before = vault_files(tmp_path)
     with pytest.raises(SalesforceAuthError) as err:
         connect_org(
-            catalog=app.catalog, keys=app.keys, secrets=app.secrets, name="bad",
-            instance_url=emu.facts.instance_url, login_url=emu.facts.login_url, auth_method="client-credentials",
+            catalog=app.catalog,
+            keys=app.keys,
+            secrets=app.secrets,
+            name="bad",
+            instance_url=emu.facts.instance_url,
+            login_url=emu.facts.login_url,
+            auth_method="client-credentials",
             credentials={"client_id": emu.facts.client_id, "client_secret": "wrong-secret-value"},
             test_login=app.make_source,
         )

@@ -39,7 +39,9 @@ def test_expired_sessions_503s_and_dropped_connections(tmp_path, fresh_emulator)
     app = make_app(tmp_path)
     connect(app, emu)
     faults.add_rule(FaultRule(pattern=r"/query", count=3, action="drop", drop_after_bytes=300))
-    faults.add_rule(FaultRule(pattern=r"/jobs/query/.+/results", count=2, action="drop", drop_after_bytes=200))
+    faults.add_rule(
+        FaultRule(pattern=r"/jobs/query/.+/results", count=2, action="drop", drop_after_bytes=200)
+    )
     result = app.backup_service().run_backup(ORG)
     faults.clear()
     assert result.records > 0
@@ -146,7 +148,10 @@ def test_kill_9_of_the_cli_then_resume(tmp_path, fresh_emulator):
     for delay in (0.8, 1.3, 1.9):
         proc = subprocess.Popen(
             [sys.executable, "-m", "orgvault.cli", "backup", ORG, "--json"],
-            env=env, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env,
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         time.sleep(delay)
         if proc.poll() is None:
@@ -157,7 +162,11 @@ def test_kill_9_of_the_cli_then_resume(tmp_path, fresh_emulator):
     emu.faults.update(latency_seconds=0.0)
     done = subprocess.run(
         [sys.executable, "-m", "orgvault.cli", "backup", ORG, "--json"],
-        env=env, cwd=repo, capture_output=True, text=True, timeout=120,
+        env=env,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     json.loads(done.stdout)
@@ -179,8 +188,15 @@ def test_malformed_responses_fail_clearly_and_leave_the_head_alone(tmp_path, fre
     connect(app, emu)
     first = app.backup_service().run_backup(ORG)
     # every query answers 200 with a body that is not a query result
-    emu.faults.add_rule(FaultRule(pattern=r"/(query|queryAll|jobs/query)", count=-1, status=200,
-                                  error_code="GARBAGE", message="not a query result"))
+    emu.faults.add_rule(
+        FaultRule(
+            pattern=r"/(query|queryAll|jobs/query)",
+            count=-1,
+            status=200,
+            error_code="GARBAGE",
+            message="not a query result",
+        )
+    )
     emu.org.clock.advance(900)
     with pytest.raises(OrgVaultError) as err:
         app.backup_service().run_backup(ORG)

@@ -75,7 +75,9 @@ def vault_files(home: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def change_org(org: Any, seed: int, *, update_share: float = 0.05, delete_share: float = 0.02) -> dict[str, Any]:
+def change_org(
+    org: Any, seed: int, *, update_share: float = 0.05, delete_share: float = 0.02
+) -> dict[str, Any]:
     """A working day: a new custom field, updates, deletes, new files; then some of the deleted
     records are undeleted and some purged (so they vanish without a trace: only id reconciliation
     can notice). Advances the org clock past the overlap window first."""

@@ -162,7 +162,9 @@ def test_manifest_file_rolled_back_to_the_parent(vault):
     home, app = vault
     head = app.catalog.head_snapshot(ORG)
     parent = app.catalog.get_snapshot(ORG, head.parent_id)
-    _writable(home / "vault" / head.manifest_key).write_bytes((home / "vault" / parent.manifest_key).read_bytes())
+    _writable(home / "vault" / head.manifest_key).write_bytes(
+        (home / "vault" / parent.manifest_key).read_bytes()
+    )
     report = _verify(app)
     assert not report.ok
     assert any(str(p.kind) == "manifest" and p.key == head.manifest_key for p in report.problems)
@@ -174,10 +176,14 @@ def test_catalog_pointed_at_an_older_manifest(vault):
     parent = app.catalog.get_snapshot(ORG, head.parent_id)
     app.close()
     db = sqlite3.connect(home / "catalog.sqlite")
-    row = db.execute("SELECT data FROM snapshots WHERE org=? AND snapshot_id=?", (ORG, head.snapshot_id)).fetchone()
+    row = db.execute(
+        "SELECT data FROM snapshots WHERE org=? AND snapshot_id=?", (ORG, head.snapshot_id)
+    ).fetchone()
     data = json.loads(row[0])
     data["manifest_key"], data["manifest_sha256"] = parent.manifest_key, parent.manifest_sha256
-    db.execute("UPDATE snapshots SET data=? WHERE org=? AND snapshot_id=?", (json.dumps(data), ORG, head.snapshot_id))
+    db.execute(
+        "UPDATE snapshots SET data=? WHERE org=? AND snapshot_id=?", (json.dumps(data), ORG, head.snapshot_id)
+    )
     db.commit()
     db.close()
     app2 = make_app(home)

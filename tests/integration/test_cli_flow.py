@@ -40,7 +40,10 @@ def test_init_creates_a_private_vault_and_is_idempotent(home_env, capsys):
 
 
 def test_init_with_master_key_from_env_writes_no_key_file(tmp_path, capsys):
-    env = {"ORGVAULT_HOME": str(tmp_path / "h"), "ORGVAULT_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    env = {
+        "ORGVAULT_HOME": str(tmp_path / "h"),
+        "ORGVAULT_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
     assert run(["init"], env) == 0
     assert not (tmp_path / "h" / "keys.json").exists()
     assert run(["org", "list"], env) == 0
@@ -55,9 +58,22 @@ def test_full_cli_flow(home_env, fresh_emulator, capsys):
     facts = emu.facts
     assert run(["init"], env) == 0
     code = run(
-        ["org", "add", "acme", "--instance-url", facts.instance_url, "--login-url", facts.login_url,
-         "--auth", "client-credentials", "--client-id", facts.client_id, "--secret-stdin"],
-        env, stdin=facts.client_secret + "\n",
+        [
+            "org",
+            "add",
+            "acme",
+            "--instance-url",
+            facts.instance_url,
+            "--login-url",
+            facts.login_url,
+            "--auth",
+            "client-credentials",
+            "--client-id",
+            facts.client_id,
+            "--secret-stdin",
+        ],
+        env,
+        stdin=facts.client_secret + "\n",
     )
     out = capsys.readouterr()
     assert code == 0, out.err
@@ -107,8 +123,25 @@ def test_exit_codes_for_unknown_org_locked_and_paused(home_env, fresh_emulator, 
     run(["init"], env)
     secrets_file = home.parent / "creds.json"
     secrets_file.write_text(json.dumps({"client_id": facts.client_id, "client_secret": facts.client_secret}))
-    assert run(["org", "add", "acme", "--instance-url", facts.instance_url, "--login-url", facts.login_url,
-                "--auth", "client-credentials", "--secrets-file", str(secrets_file)], env) == 0
+    assert (
+        run(
+            [
+                "org",
+                "add",
+                "acme",
+                "--instance-url",
+                facts.instance_url,
+                "--login-url",
+                facts.login_url,
+                "--auth",
+                "client-credentials",
+                "--secrets-file",
+                str(secrets_file),
+            ],
+            env,
+        )
+        == 0
+    )
     capsys.readouterr()
 
     assert run(["backup", "nobody"], env) == cli.EXIT_ERROR
@@ -139,8 +172,22 @@ def test_wrong_credentials_exit_1_and_store_nothing(home_env, fresh_emulator, ca
     emu = fresh_emulator(scale=100, seed=33)
     run(["init"], env)
     env2 = {**env, "ORGVAULT_SF_CLIENT_SECRET": SECRET_MARK}
-    code = run(["org", "add", "acme", "--instance-url", emu.facts.instance_url, "--login-url", emu.facts.login_url,
-                "--auth", "client-credentials", "--client-id", emu.facts.client_id], env2)
+    code = run(
+        [
+            "org",
+            "add",
+            "acme",
+            "--instance-url",
+            emu.facts.instance_url,
+            "--login-url",
+            emu.facts.login_url,
+            "--auth",
+            "client-credentials",
+            "--client-id",
+            emu.facts.client_id,
+        ],
+        env2,
+    )
     out = capsys.readouterr()
     assert code == cli.EXIT_ERROR
     assert SECRET_MARK not in out.out + out.err

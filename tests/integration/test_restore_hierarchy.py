@@ -242,3 +242,21 @@ def test_restore_with_unknown_mode_needs_external_id(world):
 
     with pytest.raises(RestoreRefused, match="external-id"):
         svc.run(RestoreRequest(org=ORG, object_name="Account", ids=(h.account,), mode=RestoreMode.UPSERT))
+
+
+def test_connection_dropped_after_an_insert_creates_nothing_twice(world):
+    from salesforce_emulator.faults import FaultRule, RuleAction
+
+    app, emu, org, h, snap = world
+    before = {o: len(live(org, o)) for o in ("Account", "Contact", "Opportunity", "Case", "Task")}
+    delete_hierarchy(org, h)
+    # the server applies the Contacts insert, then the connection drops mid-answer
+    rule = FaultRule(pattern=r"/composite/sobjects$", method="POST", count=1, action=RuleAction.DROP,
+                     drop_after_bytes=10)
+    emu.faults.rules.append(rule)
+    svc, _ = restore_kit(app, ORG)
+    report = svc.run(RestoreRequest(org=ORG, object_name="Account", ids=(h.account,), with_children=True))
+    assert report.status is JobStatus.COMPLETED, report.message
+    assert all(r.success for r in report.results), [r for r in report.results if not r.success]
+    assert rule.count == 0, "the fault fired"
+    assert {o: len(live(org, o)) for o in before} == before

@@ -26,7 +26,9 @@ def test_settings_defaults_and_overrides(tmp_path):
     assert s.mode is Mode.LOCAL
     assert s.vault_dir == tmp_path / "vault"
     assert s.backup.budget_share == 0.8
-    s2 = Settings.from_env({"ORGVAULT_BUDGET_SHARE": "0.5", "ORGVAULT_EXCLUDE": "Task, Event"}, reconcile_every=3)
+    s2 = Settings.from_env(
+        {"ORGVAULT_BUDGET_SHARE": "0.5", "ORGVAULT_EXCLUDE": "Task, Event"}, reconcile_every=3
+    )
     assert s2.backup.budget_share == 0.5
     assert s2.backup.exclude == ("Task", "Event")
     assert s2.backup.reconcile_every == 3
@@ -63,7 +65,10 @@ def test_run_ids_sort_by_time_and_are_unique():
 def test_salesforce_datetimes_round_trip_to_soql():
     assert sf_datetime("2024-03-01T10:20:30.000+0000") == datetime(2024, 3, 1, 10, 20, 30, tzinfo=UTC)
     assert sf_datetime("2024-03-01T10:20:30Z") == datetime(2024, 3, 1, 10, 20, 30, tzinfo=UTC)
-    assert soql_datetime(sf_datetime("2024-03-01T10:20:30.000+0000") - timedelta(minutes=5)) == "2024-03-01T10:15:30Z"
+    assert (
+        soql_datetime(sf_datetime("2024-03-01T10:20:30.000+0000") - timedelta(minutes=5))
+        == "2024-03-01T10:15:30Z"
+    )
 
 
 def test_owner_liveness_only_for_this_host():
@@ -116,3 +121,16 @@ def test_cli_unknown_vault_is_one_clear_line(tmp_path, capsys):
     assert "orgvault init" in err
     assert "Traceback" not in err
     assert not (tmp_path / "nope").exists()
+
+
+def test_step_results_and_plans_serialize_for_step_functions():
+    import json
+
+    from orgvault.domain.models import RunKind
+    from orgvault.services.backup import RunPlan, SkippedObject, StepResult, StepStatus
+
+    plan = RunPlan("acme", "r1", RunKind.FULL, False, None, ("Account",), (SkippedObject("AccountFeed", "name_rule"),))
+    step = StepResult("acme", "r1", "Account", StepStatus.WAIT, wait_seconds=4.6, records=10)
+    assert json.loads(json.dumps(plan.to_json()))["objects"] == ["Account"]
+    assert json.loads(json.dumps(step.to_json())) | {} == step.to_json()
+    assert step.to_json()["status"] == "wait" and step.to_json()["wait_seconds"] == 5

@@ -228,3 +228,22 @@ def test_where_errors_say_what_is_wrong(bad):
 
 def test_project_keeps_id_and_requested_fields():
     assert project(REC, ["name", "Nope"]) == {"Id": REC["Id"], "Name": "Acme, Inc.", "Nope": None}
+
+
+def test_find_in_payload_skips_rows_that_only_reference_the_id():
+    from orgvault.domain.chunks import encode_records
+
+    rows = [
+        {"Id": "001000000000002AAA", "Name": "child", "ParentId": "001000000000001AAA"},
+        {"Id": "001000000000001AAA", "Name": "parent \"quoted\"\nnewline", "ParentId": None},
+        {"Id": "001000000000003AAA", "Name": "001000000000001", "ParentId": None},
+    ]
+    payload = encode_records(rows).payload
+    assert ri.find_in_payload(payload, "001000000000001") == rows[1]
+    assert ri.find_in_payload(payload, "001000000000003AAA") == rows[2]
+    assert ri.find_in_payload(payload, "001000000000004AAA") is None
+    for piece in (1, 7, 64):  # rows and the header split across decompressed pieces
+        assert ri.find_in_payload(payload, "001000000000001AAA", piece=piece) == rows[1]
+        assert ri.find_in_payload(payload, "001000000000003", piece=piece) == rows[2]
+    idx = ri.IdIndex.of("sha", [r["Id"] for r in rows])
+    assert (idx.first(), idx.last(), len(idx)) == ("001000000000001", "001000000000003", 3)
