@@ -34,6 +34,7 @@ typecheck: setup
 bench: setup
 	$(PY) -m bench.emulator_throughput
 	$(PY) -m bench.backup_throughput
+	$(PY) -m bench.restore_throughput
 
 synth: setup
 	$(PY) -m infra_cdk.app

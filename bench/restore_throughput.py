@@ -51,10 +51,15 @@ def fake_id(n: int, prefix: str = "001") -> str:
 
 def row(i: int, version: int = 0) -> dict[str, Any]:
     return {
-        "Id": fake_id(i), "Name": f"Customer {i:07d}", "Industry": ("Retail", "Energy", "Banking")[i % 3],
-        "AnnualRevenue": float(i * 13 % 1000003), "NumberOfEmployees": i % 5000,
-        "Phone": f"+41 44 {i % 1000000:06d}", "BillingCity": ("Zürich", "Genève", "Basel")[i % 3],
-        "Description": f"account {i} version {version}", "Rating": ("Hot", "Warm", "Cold")[(i + version) % 3],
+        "Id": fake_id(i),
+        "Name": f"Customer {i:07d}",
+        "Industry": ("Retail", "Energy", "Banking")[i % 3],
+        "AnnualRevenue": float(i * 13 % 1000003),
+        "NumberOfEmployees": i % 5000,
+        "Phone": f"+41 44 {i % 1000000:06d}",
+        "BillingCity": ("Zürich", "Genève", "Basel")[i % 3],
+        "Description": f"account {i} version {version}",
+        "Rating": ("Hot", "Warm", "Cold")[(i + version) % 3],
         "SystemModstamp": f"2026-01-{1 + version % 28:02d}T00:00:00.000+0000",
     }
 
@@ -79,7 +84,9 @@ def build_vault(home: Path, records: int, snapshots: int, change: float, seed: i
         chunks: list[Any] = []
         builder = ChunkBuilder(max_records=50_000)
 
-        def emit(enc: Any, kind: ChunkKind, ids: list[str], run_id: str = run_id, chunks: list = chunks) -> None:
+        def emit(
+            enc: Any, kind: ChunkKind, ids: list[str], run_id: str = run_id, chunks: list = chunks
+        ) -> None:
             rec = app.vault.write_chunk(ORG, key_ref, run_id, "Account", len(chunks), kind, enc)
             write_chunk_index(app.vault, ORG, key_ref, rec.sha256, ids)  # what the backup would call
             chunks.append(rec)
@@ -110,19 +117,38 @@ def build_vault(home: Path, records: int, snapshots: int, change: float, seed: i
             emit(tb.flush(), ChunkKind.TOMBSTONES, record_ids(tombs))
         created = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=s)
         manifest = next_manifest(
-            parent, org=ORG, snapshot_id=run_id, created_at=created.isoformat(),
+            parent,
+            org=ORG,
+            snapshot_id=run_id,
+            created_at=created.isoformat(),
             run_kind=RunKind.FULL if s == 0 else RunKind.INCREMENTAL,
             updates={"Account": object_update(fields=fields, chunks=chunks, full=s == 0, records=len(live))},
             parent_manifest_sha256=parent_sha,
         )
         key, sha = app.vault.write_manifest(key_ref, manifest)
-        app.catalog.commit_snapshot(SnapshotRecord(
-            org=ORG, snapshot_id=run_id, created_at=created, kind=manifest.run_kind, manifest_key=key,
-            manifest_sha256=sha, parent_id=parent.snapshot_id if parent else None, objects=1, records=len(live),
-        ), expected_head=parent.snapshot_id if parent else None)
+        app.catalog.commit_snapshot(
+            SnapshotRecord(
+                org=ORG,
+                snapshot_id=run_id,
+                created_at=created,
+                kind=manifest.run_kind,
+                manifest_key=key,
+                manifest_sha256=sha,
+                parent_id=parent.snapshot_id if parent else None,
+                objects=1,
+                records=len(live),
+            ),
+            expected_head=parent.snapshot_id if parent else None,
+        )
         parent, parent_sha = manifest, sha
-    facts = {"records": records, "snapshots": snapshots, "rows_written": written,
-             "build_seconds": round(time.perf_counter() - t0, 1), "key_ref": key_ref, "live": live}
+    facts = {
+        "records": records,
+        "snapshots": snapshots,
+        "rows_written": written,
+        "build_seconds": round(time.perf_counter() - t0, 1),
+        "key_ref": key_ref,
+        "live": live,
+    }
     return app, facts
 
 
@@ -153,12 +179,17 @@ def bench_lookup(records: int, snapshots: int, change: float) -> dict[str, Any]:
                 t = time.perf_counter()
                 reader.lookup(ORG, key_ref, m, "Account", rid)
                 warm_ms.append((time.perf_counter() - t) * 1000)
-            results.append({
-                "snapshot": label, "layers": len(reader.manifest(snap).objects["Account"].layers),
-                "cold_ms_median": round(statistics.median(cold_ms), 1), "cold_ms_max": round(max(cold_ms), 1),
-                "warm_ms_median": round(statistics.median(warm_ms), 2),
-                "chunks_decrypted_max": max(chunks), "index_objects_read": reader.stats.index_objects_read,
-            })
+            results.append(
+                {
+                    "snapshot": label,
+                    "layers": len(reader.manifest(snap).objects["Account"].layers),
+                    "cold_ms_median": round(statistics.median(cold_ms), 1),
+                    "cold_ms_max": round(max(cold_ms), 1),
+                    "warm_ms_median": round(statistics.median(warm_ms), 2),
+                    "chunks_decrypted_max": max(chunks),
+                    "index_objects_read": reader.stats.index_objects_read,
+                }
+            )
         app.close()
         facts.pop("live")
         facts.pop("key_ref")
@@ -183,18 +214,35 @@ def bench_restore(records: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ov-bench-restore-") as tmp:
         org = Org(Path(tmp) / "org")
         with org.transaction():
-            ids = [org.create("Account", {"Name": f"Customer {i:06d}", "Rating": ("Hot", "Warm", "Cold")[i % 3],
-                                          "Industry": "Retail", "Phone": f"+41 {i:06d}"}) for i in range(records)]
+            ids = [
+                org.create(
+                    "Account",
+                    {
+                        "Name": f"Customer {i:06d}",
+                        "Rating": ("Hot", "Warm", "Cold")[i % 3],
+                        "Industry": "Retail",
+                        "Phone": f"+41 {i:06d}",
+                    },
+                )
+                for i in range(records)
+            ]
         emu = server_cls.start(org, daily_limit=10_000_000)
         try:
             settings = Settings.from_env({}, home=str(Path(tmp) / "home"))
             init_local(settings)
             app = open_app(settings)
             f = emu.facts
-            connect_org(catalog=app.catalog, keys=app.keys, secrets=app.secrets, name=ORG,
-                        instance_url=f.instance_url, login_url=f.login_url, auth_method="client-credentials",
-                        credentials={"client_id": f.client_id, "client_secret": f.client_secret},
-                        test_login=app.make_source)
+            connect_org(
+                catalog=app.catalog,
+                keys=app.keys,
+                secrets=app.secrets,
+                name=ORG,
+                instance_url=f.instance_url,
+                login_url=f.login_url,
+                auth_method="client-credentials",
+                credentials={"client_id": f.client_id, "client_secret": f.client_secret},
+                test_login=app.make_source,
+            )
             snap = app.backup_service().run_backup(ORG).snapshot
             from orgvault.cli_restore import make_restore_service
 
@@ -204,14 +252,26 @@ def bench_restore(records: int) -> dict[str, Any]:
             svc, writer = make_restore_service(app, ORG)
             writer.bulk_poll_seconds = 0.05
             t = time.perf_counter()
-            rep = svc.run(RestoreRequest(org=ORG, object_name="Account", mode=RestoreMode.REVERT_FIELDS,
-                                         snapshot_id=snap.snapshot_id, fields=("Rating",)))
+            rep = svc.run(
+                RestoreRequest(
+                    org=ORG,
+                    object_name="Account",
+                    mode=RestoreMode.REVERT_FIELDS,
+                    snapshot_id=snap.snapshot_id,
+                    fields=("Rating",),
+                )
+            )
             secs = time.perf_counter() - t
             assert rep.status is JobStatus.COMPLETED, rep.message
             ok = sum(1 for r in rep.results if r.success)
-            out["revert_fields"] = {"records": ok, "seconds": round(secs, 2), "records_per_s": round(ok / secs),
-                                    "api_calls": rep.api_calls, "api_calls_per_10k": round(rep.api_calls * 10_000 / ok, 1),
-                                    "bulk_jobs": writer.bulk_jobs}
+            out["revert_fields"] = {
+                "records": ok,
+                "seconds": round(secs, 2),
+                "records_per_s": round(ok / secs),
+                "api_calls": rep.api_calls,
+                "api_calls_per_10k": round(rep.api_calls * 10_000 / ok, 1),
+                "bulk_jobs": writer.bulk_jobs,
+            }
             with org.transaction():
                 for rid in ids:
                     org.delete("Account", rid)
@@ -222,10 +282,14 @@ def bench_restore(records: int) -> dict[str, Any]:
             secs = time.perf_counter() - t
             assert rep.status is JobStatus.COMPLETED, rep.message
             ok = sum(1 for r in rep.results if r.success)
-            out["recreate_deleted"] = {"records": ok, "seconds": round(secs, 2), "records_per_s": round(ok / secs),
-                                       "api_calls": rep.api_calls,
-                                       "api_calls_per_10k": round(rep.api_calls * 10_000 / ok, 1),
-                                       "bulk_jobs": writer.bulk_jobs}
+            out["recreate_deleted"] = {
+                "records": ok,
+                "seconds": round(secs, 2),
+                "records_per_s": round(ok / secs),
+                "api_calls": rep.api_calls,
+                "api_calls_per_10k": round(rep.api_calls * 10_000 / ok, 1),
+                "bulk_jobs": writer.bulk_jobs,
+            }
             app.close()
         finally:
             emu.stop()
@@ -235,7 +299,9 @@ def bench_restore(records: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--records", type=int, default=10_000, help="records restored (throughput)")
-    p.add_argument("--lookup-records", type=int, default=1_000_000, help="records of the large object (lookup)")
+    p.add_argument(
+        "--lookup-records", type=int, default=1_000_000, help="records of the large object (lookup)"
+    )
     p.add_argument("--snapshots", type=int, default=30)
     p.add_argument("--change", type=float, default=0.01, help="share of records changed per incremental")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
@@ -265,10 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     if lk:
         print(f"{'lookup org: records x snapshots':<44} {lk['records']:>7,} x {lk['snapshots']:<4}")
         for r in lk["lookups"]:
-            print(f"{'lookup at ' + r['snapshot'] + ' (' + str(r['layers']) + ' layers) cold ms median/max':<44} "
-                  f"{r['cold_ms_median']:>6} / {r['cold_ms_max']:<6}")
+            print(
+                f"{'lookup at ' + r['snapshot'] + ' (' + str(r['layers']) + ' layers) cold ms median/max':<44} "
+                f"{r['cold_ms_median']:>6} / {r['cold_ms_max']:<6}"
+            )
             print(f"{'lookup at ' + r['snapshot'] + ' warm ms median':<44} {r['warm_ms_median']:>14}")
-            print(f"{'lookup at ' + r['snapshot'] + ' data chunks decrypted (max)':<44} {r['chunks_decrypted_max']:>14}")
+            print(
+                f"{'lookup at ' + r['snapshot'] + ' data chunks decrypted (max)':<44} {r['chunks_decrypted_max']:>14}"
+            )
     print(f"written to {OUT / 'restore.json'}")
     return 0
 

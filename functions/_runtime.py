@@ -29,7 +29,9 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "orgvault"
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 # The monitoring alarms select the dimensions {service, org}: keep ``service`` set.
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE, service=SERVICE)
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE, service=SERVICE
+)
 
 _lock = threading.Lock()
 _app: Any = None

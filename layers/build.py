@@ -51,6 +51,10 @@ def pip_command(requirements: list[str], target: Path) -> list[str]:
         "--no-compile",
         "--platform",
         LAMBDA_PLATFORM,
+        # The python3.12 runtime is Amazon Linux 2023 (glibc 2.34): newer wheels tagged only
+        # manylinux_2_28 (e.g. recent cryptography builds) run there too.
+        "--platform",
+        "manylinux_2_28_aarch64",
         "--only-binary=:all:",
         "--python-version",
         LAMBDA_PYTHON,

@@ -114,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     from orgvault.cli_restore import register as register_restore  # browse, history, diff, restore
 
     register_restore(sub)
-    __import__("orgvault.cli_api").cli_api.register(sub)  # serve
+    from orgvault.cli_api import register as register_api  # serve
+
+    register_api(sub)
     return p
 
 

@@ -10,6 +10,7 @@ Audit lines go to stderr (or ``--audit-log FILE``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import threading
@@ -68,10 +69,8 @@ def cmd_serve(args: argparse.Namespace, env: dict[str, str]) -> int:
         if token:
             print("admin token (shown once; only its hash is stored):", file=sys.stderr)
             print(token)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
         server.shutdown()
         server.server_close()
     finally:

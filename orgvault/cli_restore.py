@@ -63,12 +63,19 @@ def register(sub: Any) -> None:
     r.add_argument("--where", action="append", help=WHERE_HELP)
     r.add_argument("--with-children", action="store_true", help="also restore their child records and files")
     r.add_argument("--target", help="another connected org to restore into (default: the same org)")
-    r.add_argument("--mode", choices=["revert-fields", "recreate-deleted", "upsert"], default="recreate-deleted")
+    r.add_argument(
+        "--mode", choices=["revert-fields", "recreate-deleted", "upsert"], default="recreate-deleted"
+    )
     r.add_argument("--external-id", help="external id field (for --mode upsert)")
     r.add_argument("--fields", help="comma-separated fields to revert (revert-fields; default: all changed)")
-    r.add_argument("--skip-missing-fields", action="store_true",
-                   help="restore even though the target lacks some backed-up fields (they are dropped)")
-    r.add_argument("--dry-run", action="store_true", help="print exactly what would be written; write nothing")
+    r.add_argument(
+        "--skip-missing-fields",
+        action="store_true",
+        help="restore even though the target lacks some backed-up fields (they are dropped)",
+    )
+    r.add_argument(
+        "--dry-run", action="store_true", help="print exactly what would be written; write nothing"
+    )
     r.add_argument("--resume", metavar="JOB", help="resume a paused or interrupted restore job")
     r.add_argument("--list", action="store_true", help="list this org's restore jobs")
     r.add_argument("--json", action="store_true")
@@ -129,8 +136,18 @@ def cmd_browse(args: argparse.Namespace, env: dict[str, str]) -> int:
     try:
         conn = app.catalog.get_org(args.name)
         snaps = _snapshots(app)
-        res = browse(snaps, args.name, args.object, snapshot_id=args.snapshot, at=args.at, where=args.where,
-                     fields=_fields(args.fields), ids=args.ids, limit=args.limit, key_ref=conn.key_ref)
+        res = browse(
+            snaps,
+            args.name,
+            args.object,
+            snapshot_id=args.snapshot,
+            at=args.at,
+            where=args.where,
+            fields=_fields(args.fields),
+            ids=args.ids,
+            limit=args.limit,
+            key_ref=conn.key_ref,
+        )
         records = list(res.records)
     finally:
         app.close()
@@ -139,9 +156,15 @@ def cmd_browse(args: argparse.Namespace, env: dict[str, str]) -> int:
         return 0
     names = list(dict.fromkeys(["Id", *(_fields(args.fields) or _interesting_first(res.fields))]))
     shown = names[:8] if not args.fields else names
-    print(f"# {res.object_name} at snapshot {res.snapshot.snapshot_id} ({res.snapshot.created_at:%Y-%m-%d %H:%M:%S})"
-          f" — {len(records)} records" + ("" if args.fields or len(names) <= 8 else
-                                         f"; showing {len(shown)} of {len(names)} fields (use --fields)"))
+    print(
+        f"# {res.object_name} at snapshot {res.snapshot.snapshot_id} ({res.snapshot.created_at:%Y-%m-%d %H:%M:%S})"
+        f" — {len(records)} records"
+        + (
+            ""
+            if args.fields or len(names) <= 8
+            else f"; showing {len(shown)} of {len(names)} fields (use --fields)"
+        )
+    )
     print(" | ".join(shown))
     for r in records:
         print(" | ".join(_cell(r.get(n)) for n in shown))
@@ -154,8 +177,9 @@ def cmd_history(args: argparse.Namespace, env: dict[str, str]) -> int:
     app = _open(args, env)
     try:
         conn = app.catalog.get_org(args.name)
-        hist = record_history(_snapshots(app), args.name, args.record_id, object_name=args.object,
-                              key_ref=conn.key_ref)
+        hist = record_history(
+            _snapshots(app), args.name, args.record_id, object_name=args.object, key_ref=conn.key_ref
+        )
     finally:
         app.close()
     if args.json:
@@ -164,10 +188,14 @@ def cmd_history(args: argparse.Namespace, env: dict[str, str]) -> int:
     if not hist.versions:
         print(f"{args.record_id} is in none of the {hist.snapshots_searched} snapshots of {args.name}")
         return 1
-    print(f"# {hist.object_name} {hist.record_id}: {len(hist.versions)} versions in {hist.snapshots_searched} "
-          f"snapshots ({hist.chunks_decrypted} chunks decrypted)")
+    print(
+        f"# {hist.object_name} {hist.record_id}: {len(hist.versions)} versions in {hist.snapshots_searched} "
+        f"snapshots ({hist.chunks_decrypted} chunks decrypted)"
+    )
     for v in hist.versions:
-        span = f"{v.snapshot_id}" + (f" .. {v.until_snapshot_id}" if v.until_snapshot_id != v.snapshot_id else "")
+        span = f"{v.snapshot_id}" + (
+            f" .. {v.until_snapshot_id}" if v.until_snapshot_id != v.snapshot_id else ""
+        )
         print(f"{v.created_at:%Y-%m-%d %H:%M:%S}  {v.state:<8} {span}")
         if v.state in ("created", "restored") and v.record:
             for k, val in v.record.items():
@@ -183,17 +211,31 @@ def cmd_diff(args: argparse.Namespace, env: dict[str, str]) -> int:
     app = _open(args, env)
     try:
         conn = app.catalog.get_org(args.name)
-        d = diff_snapshots(_snapshots(app), args.name, args.snapshot_a, args.snapshot_b, args.object,
-                           key_ref=conn.key_ref)
+        d = diff_snapshots(
+            _snapshots(app), args.name, args.snapshot_a, args.snapshot_b, args.object, key_ref=conn.key_ref
+        )
     finally:
         app.close()
     if args.json:
-        _print_json({
-            "older": d.older.snapshot_id, "newer": d.newer.snapshot_id,
-            "objects": [{"object": o.object_name, "note": o.note, "added": o.added, "deleted": o.deleted,
-                         "changed": [{"Id": i, "changes": {k: list(v) for k, v in c.items()}} for i, c in o.changed]}
-                        for o in d.objects if not o.empty],
-        })
+        _print_json(
+            {
+                "older": d.older.snapshot_id,
+                "newer": d.newer.snapshot_id,
+                "objects": [
+                    {
+                        "object": o.object_name,
+                        "note": o.note,
+                        "added": o.added,
+                        "deleted": o.deleted,
+                        "changed": [
+                            {"Id": i, "changes": {k: list(v) for k, v in c.items()}} for i, c in o.changed
+                        ],
+                    }
+                    for o in d.objects
+                    if not o.empty
+                ],
+            }
+        )
         return 0
     print(f"# {args.name}: {d.older.snapshot_id} -> {d.newer.snapshot_id}")
     changed_any = False
@@ -201,14 +243,19 @@ def cmd_diff(args: argparse.Namespace, env: dict[str, str]) -> int:
         if o.empty:
             continue
         changed_any = True
-        print(f"{o.object_name}: +{len(o.added)} added, -{len(o.deleted)} deleted, ~{len(o.changed)} changed"
-              + (f" ({o.note})" if o.note else ""))
+        print(
+            f"{o.object_name}: +{len(o.added)} added, -{len(o.deleted)} deleted, ~{len(o.changed)} changed"
+            + (f" ({o.note})" if o.note else "")
+        )
         for r in o.added[: args.limit]:
             print(f"  + {r.get('Id')}  {_cell(r.get('Name') or r.get('Subject') or r.get('Title'))}")
         for r in o.deleted[: args.limit]:
             print(f"  - {r.get('Id')}  {_cell(r.get('Name') or r.get('Subject') or r.get('Title'))}")
         for rid, changes in o.changed[: args.limit]:
-            print(f"  ~ {rid}  " + "; ".join(f"{k}: {_cell(a, 30)} -> {_cell(b, 30)}" for k, (a, b) in changes.items()))
+            print(
+                f"  ~ {rid}  "
+                + "; ".join(f"{k}: {_cell(a, 30)} -> {_cell(b, 30)}" for k, (a, b) in changes.items())
+            )
     if not changed_any:
         print("no differences")
     return 0
@@ -238,13 +285,23 @@ def cmd_restore(args: argparse.Namespace, env: dict[str, str]) -> int:
         if args.list:
             journal = RestoreJournal(app.store, app.keys, args.name, conn.key_ref)
             jobs = [journal.load(j) for j in journal.list_jobs()]
-            rows = [{"job_id": j.job_id, "status": str(j.status), "object": j.request.get("object_name"),
-                     "mode": j.request.get("mode"), "target": j.request.get("target") or args.name,
-                     "message": j.message} for j in jobs]
+            rows = [
+                {
+                    "job_id": j.job_id,
+                    "status": str(j.status),
+                    "object": j.request.get("object_name"),
+                    "mode": j.request.get("mode"),
+                    "target": j.request.get("target") or args.name,
+                    "message": j.message,
+                }
+                for j in jobs
+            ]
             if args.json:
                 _print_json(rows)
             for r in [] if args.json else rows:
-                print(f"{r['job_id']}  {r['status']:<9} {r['mode']:<16} {r['object']} -> {r['target']}  {r['message']}")
+                print(
+                    f"{r['job_id']}  {r['status']:<9} {r['mode']:<16} {r['object']} -> {r['target']}  {r['message']}"
+                )
             return 0
         if args.resume:
             journal = RestoreJournal(app.store, app.keys, args.name, conn.key_ref)
@@ -255,10 +312,18 @@ def cmd_restore(args: argparse.Namespace, env: dict[str, str]) -> int:
             if not args.object:
                 raise ConfigError("restore needs an OBJECT (or --resume JOB)")
             req = RestoreRequest(
-                org=args.name, object_name=args.object, mode=RestoreMode(args.mode), snapshot_id=args.snapshot,
-                at=args.at, ids=tuple(args.ids or ()), where=" and ".join(args.where) if args.where else None,
-                with_children=args.with_children, target=args.target, external_id_field=args.external_id,
-                skip_missing_fields=args.skip_missing_fields, fields=tuple(_fields(args.fields) or ()),
+                org=args.name,
+                object_name=args.object,
+                mode=RestoreMode(args.mode),
+                snapshot_id=args.snapshot,
+                at=args.at,
+                ids=tuple(args.ids or ()),
+                where=" and ".join(args.where) if args.where else None,
+                with_children=args.with_children,
+                target=args.target,
+                external_id_field=args.external_id,
+                skip_missing_fields=args.skip_missing_fields,
+                fields=tuple(_fields(args.fields) or ()),
                 dry_run=args.dry_run,
             )
             svc, writer = make_restore_service(app, args.name, args.target)
@@ -267,29 +332,60 @@ def cmd_restore(args: argparse.Namespace, env: dict[str, str]) -> int:
         app.close()
     failed = [r for r in report.results if not r.success]
     if args.json:
-        _print_json({
-            "job_id": report.job_id, "status": str(report.status), "snapshot_id": report.snapshot_id,
-            "mode": str(report.mode), "dry_run": report.dry_run, "counts": report.counts(),
-            "api_calls": report.api_calls, "message": report.message,
-            "planned": [{"object": p.object_name, "operation": p.operation, "source_id": p.source_id,
-                         "target_id": p.target_id, "fields": dict(p.values)} for p in report.planned],
-            "results": [{"object": r.object_name, "operation": r.operation, "source_id": r.source_id,
-                         "target_id": r.target_id, "success": r.success, "errors": list(r.errors), "note": r.note}
-                        for r in report.results],
-            "id_map": report.id_map,
-        })
+        _print_json(
+            {
+                "job_id": report.job_id,
+                "status": str(report.status),
+                "snapshot_id": report.snapshot_id,
+                "mode": str(report.mode),
+                "dry_run": report.dry_run,
+                "counts": report.counts(),
+                "api_calls": report.api_calls,
+                "message": report.message,
+                "planned": [
+                    {
+                        "object": p.object_name,
+                        "operation": p.operation,
+                        "source_id": p.source_id,
+                        "target_id": p.target_id,
+                        "fields": dict(p.values),
+                    }
+                    for p in report.planned
+                ],
+                "results": [
+                    {
+                        "object": r.object_name,
+                        "operation": r.operation,
+                        "source_id": r.source_id,
+                        "target_id": r.target_id,
+                        "success": r.success,
+                        "errors": list(r.errors),
+                        "note": r.note,
+                    }
+                    for r in report.results
+                ],
+                "id_map": report.id_map,
+            }
+        )
     else:
         if report.dry_run:
-            print(f"# dry run of a {report.mode} restore from snapshot {report.snapshot_id}: "
-                  f"{len(report.planned)} writes, nothing written")
+            print(
+                f"# dry run of a {report.mode} restore from snapshot {report.snapshot_id}: "
+                f"{len(report.planned)} writes, nothing written"
+            )
             for p in report.planned:
                 print(p.line())
         else:
-            print(f"restore job {report.job_id} {report.status}: "
-                  + ", ".join(f"{k} {v}" for k, v in report.counts().items())
-                  + f"; {report.api_calls} API calls")
+            print(
+                f"restore job {report.job_id} {report.status}: "
+                + ", ".join(f"{k} {v}" for k, v in report.counts().items())
+                + f"; {report.api_calls} API calls"
+            )
             for r in failed[:50]:
-                print(f"  FAILED {r.operation} {r.object_name} {r.source_id}: {'; '.join(r.errors)}", file=sys.stderr)
+                print(
+                    f"  FAILED {r.operation} {r.object_name} {r.source_id}: {'; '.join(r.errors)}",
+                    file=sys.stderr,
+                )
             notes = [r for r in report.results if r.note]
             for r in notes[:20]:
                 print(f"  note: {r.object_name} {r.source_id}: {r.note}", file=sys.stderr)

@@ -306,7 +306,9 @@ class SalesforceTarget(Protocol):
         """Each record carries its ``Id``; only the other fields given are changed."""
         ...
 
-    def upsert(self, object_name: str, external_id_field: str, records: list[dict[str, Any]]) -> list[WriteResult]: ...
+    def upsert(
+        self, object_name: str, external_id_field: str, records: list[dict[str, Any]]
+    ) -> list[WriteResult]: ...
 
     def query(self, soql: str) -> list[dict[str, Any]]:
         """All rows of a (small) query, canonical values (no ``attributes``)."""

@@ -221,6 +221,7 @@ def _shares(scale: int) -> dict[str, int]:
         "User": max(3, min(2000, s // 200)),
         "Group": max(2, s // 5000 + 2),
         "Account": s * 15 // 100,
+        "AccountHistory": s * 2 // 100,
         "Contact": s * 22 // 100,
         "Lead": s * 8 // 100,
         "Campaign": max(2, s // 1000),
@@ -362,7 +363,8 @@ class _Gen:
             cols["CreatedDate"] = created
             if obj.has("LastModifiedDate"):
                 cols["LastModifiedDate"] = modified
-            cols["SystemModstamp"] = modified
+            if obj.has("SystemModstamp"):
+                cols["SystemModstamp"] = modified
         elif obj.has("SystemModstamp") and "SystemModstamp" not in cols:
             cols["SystemModstamp"] = self.stamps(n)[1]
         if obj.has("CreatedById"):
@@ -503,6 +505,26 @@ class _Gen:
         cols["Id"] = pre = self.org.ids.new_ids("001", n)
         cols["ParentId"] = self.self_refs(pre, 0.1)
         accounts = self.insert("Account", n, cols)
+        # field history: read-only, no SystemModstamp (incremental backups must go by CreatedDate)
+        k = c["AccountHistory"]
+        fields = self.pick(["Name", "Industry", "Rating", "AnnualRevenue", "created"], k)
+        self.insert(
+            "AccountHistory",
+            k,
+            {
+                "AccountId": self.pick(accounts, k),
+                "Field": fields,
+                "OldValue": [
+                    None if f == "created" else self.rng.choice(HOSTILE[:6] + ["Warm", "1000"])
+                    for f in fields
+                ],
+                "NewValue": [
+                    None if f == "created" else self.rng.choice(["Hot", "Energy", "5000", "Acme"])
+                    for f in fields
+                ],
+                "CreatedDate": sorted(self.stamps(k)[1]),
+            },
+        )
         # contacts
         n = c["Contact"]
         pre = self.org.ids.new_ids("003", n)
@@ -529,6 +551,9 @@ class _Gen:
                 "LeadSource": self.pick(list(LEAD_SOURCES), n, 0.3),
                 "Description": self.long_text(n),
                 "HasOptedOutOfEmail": self.bools(n, 0.1),
+                "Legacy_Id__c": [
+                    f"L-{i // 2 if i % 50 == 0 else i}" if rng.random() < 0.5 else None for i in range(n)
+                ],
                 "Languages__c": self.pick(
                     ["English", "English;French", "German;Spanish;Japanese", "Arabic;Hebrew", None], n
                 ),

@@ -29,6 +29,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -68,6 +69,7 @@ CASCADES = {
     ("Event", "WhoId"),
     ("Attachment", "ParentId"),
     ("Note", "ParentId"),
+    ("ContentVersion", "ContentDocumentId"),
 }
 
 
@@ -540,7 +542,13 @@ class Org:
         SalesforceError 400 MALFORMED_QUERY / INVALID_FIELD / INVALID_TYPE (and, for Bulk,
         FUNCTIONALITY_NOT_ENABLED / INVALIDENTITY)."""
         with self._lock:
-            q = compile_query(self.objects, soql, include_deleted=include_deleted, for_bulk=for_bulk)
+            q = compile_query(
+                self.objects,
+                soql,
+                include_deleted=include_deleted,
+                for_bulk=for_bulk,
+                today=self.clock.now().date(),
+            )
             q.schema_version = self.schema_version
             self._expire_recycle_bin(self.objects[q.object_name.lower()])
             return q
@@ -562,8 +570,8 @@ class Org:
         if after is not None:
             try:
                 raw = json.loads(base64.urlsafe_b64decode(after.encode() + b"=" * (-len(after) % 4)))
-                served, key = int(raw[0]), list(raw[1:])
-                if len(key) != len(q.order) + 1 or not isinstance(key[-1], int):
+                tag, served, key = raw[0], int(raw[1]), list(raw[2:])
+                if tag != _query_tag(q) or len(key) != len(q.order) + 1 or not isinstance(key[-1], int):
                     raise ValueError
             except (ValueError, TypeError, IndexError, binascii.Error, json.JSONDecodeError):
                 raise SalesforceError(400, "INVALID_QUERY_LOCATOR", "invalid query locator") from None
@@ -593,7 +601,12 @@ class Org:
         if not more or (q.limit is not None and served + len(rows) >= q.limit):
             return Page(rows, None)
         last = rows[-1]
-        token = [served + len(rows), *last[q.sort_index : q.sort_index + len(q.order)], last[q.rowid_index]]
+        token = [
+            _query_tag(q),
+            served + len(rows),
+            *last[q.sort_index : q.sort_index + len(q.order)],
+            last[q.rowid_index],
+        ]
         nxt = base64.urlsafe_b64encode(json.dumps(token, separators=(",", ":")).encode()).decode().rstrip("=")
         return Page(rows, nxt)
 
@@ -814,7 +827,10 @@ class Org:
         """A parent given by external id -- ``{"Account": {"External_Id__c": "A1"}}`` (REST) or
         ``"Account.External_Id__c": "A1"`` (Bulk CSV header) -> ("AccountId", id). None if ``key`` is
         no relationship. INVALID_FIELD when the parent does not exist or the field is no external id."""
+        type_name = None
         if isinstance(value, dict) and "." not in key:
+            attrs = value.get("attributes")
+            type_name = attrs.get("type") if isinstance(attrs, dict) else None
             rel_name, inner = key, {k: v for k, v in value.items() if k != "attributes"}
             if len(inner) != 1:
                 return None
@@ -830,9 +846,19 @@ class Org:
         if ext_value is None or ext_value == "":
             return ref.name, None
         targets = [self.objects[t.lower()] for t in ref.reference_to if t.lower() in self.objects]
+        if type_name is not None:
+            targets = [t for t in targets if t.name.lower() == str(type_name).lower()]
+            if not targets:
+                raise SalesforceError(
+                    400, "INVALID_FIELD", f"{type_name} is not a valid type for relationship {ref.relationship_name}",
+                    [key],
+                )  # fmt: skip
         if len(targets) != 1:
             raise SalesforceError(
-                400, "INVALID_FIELD", f"Polymorphic relationship {rel_name} needs a type", [key]
+                400,
+                "INVALID_FIELD",
+                f'Polymorphic relationship {rel_name} needs a type: {{"attributes": {{"type": ...}}}}',
+                [key],
             )
         target = targets[0]
         ext = target.field(ext_name)
@@ -1103,7 +1129,7 @@ class Org:
                 matches = [
                     r[0]
                     for r in self._conn.execute(
-                        f'SELECT Id FROM "{obj.name}" WHERE "{f.name}" = ? AND IsDeleted = 0 LIMIT 3',
+                        f'SELECT Id FROM "{obj.name}" WHERE "{f.name}" = ? AND IsDeleted = 0 LIMIT 200',
                         (ext_value,),
                     )
                 ]
@@ -1113,6 +1139,7 @@ class Org:
                     300,
                     "MULTIPLE_CHOICES",
                     f"more than one record found for external id field {f.name}: {', '.join(matches)}",
+                    matches,  # the matching ids (Salesforce answers with their URLs)
                 )
             if matches:
                 self.update(obj.name, matches[0], body)
@@ -1296,7 +1323,7 @@ class Org:
             self._apply_update(obj, master, {})
 
     def _replication_window(self, obj: ObjectDef, start: datetime, end: datetime) -> tuple[str, str]:
-        if not obj.replicateable or not obj.has_table:
+        if not obj.replicateable or not obj.has_table or not obj.has("SystemModstamp"):
             raise SalesforceError(400, "CANNOT_REPLICATE", f"The object {obj.name} can't be replicated")
         now = self.clock.now()
         start = start.astimezone(UTC).replace(second=0, microsecond=0)
@@ -1508,6 +1535,14 @@ def _py_converter(f: FieldDef):
     if t in ("double", "currency", "percent"):
         return float
     return lambda v: v
+
+
+def _query_tag(q: Query) -> int:
+    """Ties a page token to its query, so a token cannot continue another query."""
+    tag = q.cache.get("tag")
+    if tag is None:
+        tag = q.cache["tag"] = zlib.crc32(f"{q.text}\x00{q.include_deleted}".encode()) & 0xFFFF
+    return tag
 
 
 def _keyset_condition(order: list[tuple[str, bool, bool]], key: list) -> tuple[str, list]:

@@ -570,6 +570,8 @@ def builtin_objects() -> list[ObjectDef]:
                 REF("ReportsToId", "Contact", "ReportsTo"),
                 TA("Description", 32000),
                 B("HasOptedOutOfEmail"),
+                # an external id that is not unique: upserts by it can match several records (300)
+                S("Legacy_Id__c", 40, external_id=True, **C),
                 PL(
                     "Languages__c",
                     ("English", "French", "German", "Spanish", "Japanese", "Arabic", "Hebrew"),
@@ -1152,6 +1154,7 @@ def builtin_objects() -> list[ObjectDef]:
                 DT("CreatedDate", **RO),
                 REF("CreatedById", "User", "CreatedBy", **RO),
             ],
+            replicateable=False,
             createable=False,
             updateable=False,
             deletable=False,
@@ -1217,6 +1220,7 @@ def builtin_objects() -> list[ObjectDef]:
             ],
             label="Project History",
             custom=True,
+            replicateable=False,
             createable=False,
             updateable=False,
             deletable=False,

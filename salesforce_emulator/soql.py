@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 from .errors import SalesforceError, invalid_type, malformed
 from .ids import normalize_id
@@ -26,6 +26,7 @@ _TOKEN_RE = re.compile(
   | (?P<number>[+-]?(?:\d+\.\d*|\.\d+|\d+)(?![\w]))
   | (?P<string>'(?:[^'\\]|\\.)*')
   | (?P<op><=|>=|!=|<>|=|<|>)
+  | (?P<reldate>[A-Za-z_]+:\d+)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
   | (?P<punct>[(),])
   | (?P<colon>:)
@@ -175,6 +176,38 @@ _DATE_LITERALS = {
     "last_quarter",
     "next_quarter",
 }
+
+
+_SIMPLE_DATE_LITERALS = {
+    "today", "yesterday", "tomorrow", "this_month", "last_month", "next_month", "this_year", "last_year",
+    "next_year",
+}  # fmt: skip
+_N_DATE_LITERALS = {"last_n_days", "next_n_days", "n_days_ago"}
+
+
+def date_literal_range(name: str, n: int, today: date) -> tuple[date, date]:
+    """[start, end) of a relative date literal (UTC days), as Salesforce defines them."""
+    one = timedelta(days=1)
+    if name == "today":
+        return today, today + one
+    if name == "yesterday":
+        return today - one, today
+    if name == "tomorrow":
+        return today + one, today + 2 * one
+    if name == "last_n_days":
+        return today - n * one, today + one
+    if name == "next_n_days":
+        return today + one, today + (n + 1) * one
+    if name == "n_days_ago":
+        return today - n * one, today - (n - 1) * one
+    first = today.replace(day=1)
+    if name.endswith("_month"):
+        month = first.month + {"this_month": 0, "last_month": -1, "next_month": 1}[name]
+        y, m = first.year + (month - 1) // 12, (month - 1) % 12 + 1
+        start = date(y, m, 1)
+        return start, date(y + m // 12, m % 12 + 1, 1)
+    year = today.year + {"this_year": 0, "last_year": -1, "next_year": 1}[name]
+    return date(year, 1, 1), date(year + 1, 1, 1)
 
 
 class _Parser:
@@ -413,8 +446,18 @@ class _Parser:
             return Lit("date", t.text, t.pos)
         if t.kind == "datetime":
             return Lit("datetime", _norm_datetime_literal(t.text, lambda m: self.fail(t, m)), t.pos)
+        if t.kind == "reldate":
+            name, _, n = t.text.partition(":")
+            if name.lower() not in _N_DATE_LITERALS:
+                raise _Unsupported(
+                    "date literal",
+                    _where(self.text, t.pos) + f"date literal {t.text} is not supported by this emulator",
+                )
+            return Lit("reldate", (name.lower(), int(n)), t.pos)
         if t.kind == "ident":
             low = t.text.lower()
+            if low in _SIMPLE_DATE_LITERALS:
+                return Lit("reldate", (low, 0), t.pos)
             if low in ("true", "false"):
                 return Lit("bool", low == "true", t.pos)
             if low == "null":
@@ -502,7 +545,8 @@ class Query:
 class _Resolver:
     """Resolves name paths against the schema, building LEFT JOINs on the way."""
 
-    def __init__(self, objects: dict[str, ObjectDef], base: ObjectDef, text: str):
+    def __init__(self, objects: dict[str, ObjectDef], base: ObjectDef, text: str, today: date | None = None):
+        self.today = today or datetime.now(UTC).date()
         self.objects = objects
         self.base = base
         self.text = text
@@ -675,6 +719,7 @@ NAME_ENTITY_FIELDS = {
     "lastvieweddate",
     "nameoralias",
 }
+MAX_SOQL_LENGTH = 100_000
 BULK_FEATURES = {"subquery", "fields", "typeof", "aggregate", "offset", "group by"}
 
 
@@ -685,12 +730,15 @@ def compile_query(
     include_deleted: bool = False,
     for_bulk: bool = False,
     restricted: bool = True,
+    today: date | None = None,
 ) -> Query:
     """Compile SOQL against ``objects`` (lower-case name -> ObjectDef). See :class:`Query`.
     ``restricted=False`` (internal use: record retrieval) lifts per-object query restrictions."""
+    if len(text) > MAX_SOQL_LENGTH:
+        raise malformed(f"SOQL statements cannot be longer than {MAX_SOQL_LENGTH:,} characters")
     try:
         sel = _Parser(text).parse()
-        return _compile(objects, text, sel, include_deleted, for_bulk, restricted)
+        return _compile(objects, text, sel, include_deleted, for_bulk, restricted, today)
     except _Unsupported as exc:
         if for_bulk and exc.feature in BULK_FEATURES:
             raise SalesforceError(
@@ -706,6 +754,7 @@ def _compile(
     include_deleted: bool,
     for_bulk: bool,
     restricted: bool,
+    today: date | None = None,
 ) -> Query:
     obj = objects.get(sel.sobject.lower())
     if obj is None or not obj.queryable:
@@ -722,7 +771,7 @@ def _compile(
             "ContentDocumentId or LinkedEntityId using the equals operator or multiple Id's using the "
             "IN operator."
         )
-    r = _Resolver(objects, obj, text)
+    r = _Resolver(objects, obj, text, today)
     q = Query(
         text=text,
         object_name=obj.name,
@@ -855,6 +904,8 @@ def _convert(r: _Resolver, fdef: FieldDef, lit: Lit, text: str, name: str):
     where = _where(text, lit.pos)
     if k == "null":
         return None
+    if k == "reldate":
+        raise malformed(where + "date literals are not supported in IN lists by this emulator")
     if t in ("id", "reference"):
         if k != "string":
             raise SalesforceError(
@@ -919,6 +970,32 @@ def _convert(r: _Resolver, fdef: FieldDef, lit: Lit, text: str, name: str):
     raise SalesforceError(400, "INVALID_FIELD", where + f"field '{name}' can not be filtered in a query call")
 
 
+def _reldate_sql(
+    r: _Resolver, fdef: FieldDef, lit: Lit, op: str, expr: str, params: list, text: str, name: str
+) -> str:
+    """A comparison with a relative date literal: a range of days by the org clock (UTC)."""
+    if fdef.type not in ("date", "datetime"):
+        raise SalesforceError(
+            400, "INVALID_FIELD", _where(text, lit.pos) + f"value of filter criterion for field '{name}' must be of "
+            f"type {fdef.type} and should not be a date literal",
+        )  # fmt: skip
+    if op == "LIKE":
+        raise malformed(_where(text, lit.pos) + "LIKE cannot be used with a date literal")
+    lit_name, n = lit.value  # type: ignore[misc]
+    start, end = date_literal_range(lit_name, n, r.today)
+    fmt = (lambda d: d.isoformat()) if fdef.type == "date" else (lambda d: d.isoformat() + "T00:00:00.000Z")
+    s, e = fmt(start), fmt(end)
+    if op == "=":
+        params.extend([s, e])
+        return f"{expr} >= ? AND {expr} < ?"
+    if op == "!=":
+        params.extend([s, e])
+        return f"{expr} IS NULL OR {expr} < ? OR {expr} >= ?"
+    bound = {"<": s, "<=": e, ">": e, ">=": s}[op]
+    params.append(bound)
+    return f"{expr} {'<' if op in ('<', '<=') else '>='} ?"
+
+
 def _where_sql(r: _Resolver, node, params: list, text: str) -> str:
     if isinstance(node, BoolOp):
         if node.op == "NOT":
@@ -961,6 +1038,8 @@ def _where_sql(r: _Resolver, node, params: list, text: str) -> str:
         return f"{expr} IS NULL OR " + pieces[0] if pieces else "1"
     lit = node.value
     assert isinstance(lit, Lit)
+    if lit.kind == "reldate":
+        return _reldate_sql(r, fdef, lit, op, expr, params, text, name)
     if isinstance(lit, Lit) and lit.kind == "null":
         if op == "=":
             return f"{expr} IS NULL"

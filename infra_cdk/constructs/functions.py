@@ -12,6 +12,8 @@ policy names each resource it may touch:
 - ``backup_finalize``: catalog read/write, vault read/write, ``GenerateDataKey`` on org keys (the manifest)
   and ``Decrypt`` with each org's context (the parent manifest).
 - ``backup_fail``: catalog read/write (marks the run failed and resumable, releases the lock).
+- ``restore_run``: catalog, vault read/write (the restore journal), the orgs' secrets (writes to
+  Salesforce), ``GenerateDataKey`` and ``Decrypt`` on each org key **only with that org's context**.
 
 The platform key is usable by these roles only *via* S3, DynamoDB and Secrets Manager
 (``kms:ViaService``). Reserved concurrency caps each function (the extract cap also bounds the load
@@ -117,7 +119,19 @@ class Functions(Construct):
             ),
             FunctionSpec("backup_fail", "orgvault backup: mark a run failed and resumable", Access()),
         ]
+        restore = FunctionSpec(
+            "restore_run",
+            "orgvault restore: run or resume one approved restore job",
+            # reads the backup (decrypt with the org's context only), writes the sealed journal
+            Access(
+                bucket_read=True, bucket_write=True, secrets=True, org_key_encrypt=True, org_key_decrypt=True
+            ),
+            timeout_seconds=900,
+            memory_mb=1769,
+        )
+        backup.append(restore)
         reserved = {
+            "restore_run": orgs + 1,
             "backup_start": orgs + 1,
             "backup_extract": config.map_concurrency * orgs + 1,
             "backup_finalize": orgs + 1,

@@ -16,6 +16,7 @@ from infra_cdk.constructs.functions import Functions
 from infra_cdk.constructs.keys import Keys
 from infra_cdk.constructs.layers import Layers
 from infra_cdk.constructs.monitoring import Monitoring
+from infra_cdk.constructs.restore_workflow import RestoreWorkflow
 from infra_cdk.constructs.schedules import Schedules
 from infra_cdk.constructs.vault_storage import VaultStorage
 from infra_cdk.constructs.workflow import BackupWorkflow
@@ -56,6 +57,7 @@ class OrgVaultStack(Stack):
             map_concurrency=config.map_concurrency,
             key=self.keys.platform_key,
         )
+        self.restore = RestoreWorkflow(self, "Restore", run=fns["restore_run"], key=self.keys.platform_key)
         self.schedules = Schedules(
             self,
             "Schedules",
@@ -83,4 +85,5 @@ class OrgVaultStack(Stack):
         CfnOutput(self, "VaultBucketName", value=self.storage.bucket.bucket_name)
         CfnOutput(self, "CatalogTableName", value=self.catalog.table.table_name)
         CfnOutput(self, "BackupStateMachineArn", value=self.backup.state_machine.state_machine_arn)
+        CfnOutput(self, "RestoreStateMachineArn", value=self.restore.state_machine.state_machine_arn)
         CfnOutput(self, "NotificationsTopicArn", value=self.monitoring.topic.topic_arn)

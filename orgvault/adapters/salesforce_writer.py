@@ -164,7 +164,9 @@ class SalesforceWriter:
             raise SalesforceRequestError("every record of an update needs its Id", error_code="MISSING_ID")
         return self._write("update", object_name, records)
 
-    def upsert(self, object_name: str, external_id_field: str, records: list[dict[str, Any]]) -> list[WriteResult]:
+    def upsert(
+        self, object_name: str, external_id_field: str, records: list[dict[str, Any]]
+    ) -> list[WriteResult]:
         _check_name(external_id_field, "field")
         return self._write("upsert", object_name, records, external_id_field=external_id_field)
 
@@ -178,7 +180,9 @@ class SalesforceWriter:
             return self._bulk(operation, object_name, records, external_id_field)
         out: list[WriteResult] = []
         for i in range(0, len(records), COLLECTION_SIZE):
-            out.extend(self._collection(operation, object_name, records[i : i + COLLECTION_SIZE], external_id_field))
+            out.extend(
+                self._collection(operation, object_name, records[i : i + COLLECTION_SIZE], external_id_field)
+            )
         return out
 
     def _collection(
@@ -197,13 +201,20 @@ class SalesforceWriter:
             method, url = "PATCH", f"{base}/{object_name}/{external_id_field}"
             for r in payload["records"]:
                 r.pop("Id", None)
-        resp = self._send(method, url, data=json.dumps(payload).encode(), content_type="application/json",
-                          idempotent=operation != "insert", ok=(200, 201))
+        resp = self._send(
+            method,
+            url,
+            data=json.dumps(payload).encode(),
+            content_type="application/json",
+            idempotent=operation != "insert",
+            ok=(200, 201),
+        )
         items = resp.json()
         if not isinstance(items, list) or len(items) != len(batch):
             raise SalesforceRequestError(
                 f"sObject Collections answered {len(items) if isinstance(items, list) else 'no'} results "
-                f"for {len(batch)} records", error_code="MALFORMED",
+                f"for {len(batch)} records",
+                error_code="MALFORMED",
             )
         return [_result_from_collection(it) for it in items]
 
@@ -235,15 +246,33 @@ class SalesforceWriter:
         if operation == "upsert":
             job_body["externalIdFieldName"] = external_id_field
         base = f"{self.source.data_url}/jobs/ingest"
-        job = self._send("POST", base, data=json.dumps(job_body).encode(), content_type="application/json",
-                         idempotent=True, ok=(200, 201)).json()
+        job = self._send(
+            "POST",
+            base,
+            data=json.dumps(job_body).encode(),
+            content_type="application/json",
+            idempotent=True,
+            ok=(200, 201),
+        ).json()
         job_id = job["id"]
         self.bulk_jobs += 1
         # The upload and the close may be sent again safely: nothing is processed before UploadComplete.
-        self._send("PUT", f"{base}/{job_id}/batches", data=buf.getvalue().encode(), content_type="text/csv",
-                   idempotent=True, ok=(200, 201))
-        self._send("PATCH", f"{base}/{job_id}", data=json.dumps({"state": "UploadComplete"}).encode(),
-                   content_type="application/json", idempotent=True, ok=(200,))
+        self._send(
+            "PUT",
+            f"{base}/{job_id}/batches",
+            data=buf.getvalue().encode(),
+            content_type="text/csv",
+            idempotent=True,
+            ok=(200, 201),
+        )
+        self._send(
+            "PATCH",
+            f"{base}/{job_id}",
+            data=json.dumps({"state": "UploadComplete"}).encode(),
+            content_type="application/json",
+            idempotent=True,
+            ok=(200,),
+        )
         deadline = time.monotonic() + self.bulk_timeout_seconds
         while True:
             info = self._send("GET", f"{base}/{job_id}", idempotent=True, ok=(200,)).json()
@@ -260,7 +289,9 @@ class SalesforceWriter:
             self._sleep(self.bulk_poll_seconds)
         by_row: dict[tuple[str, ...], list[WriteResult]] = defaultdict(list)
         for kind in ("successfulResults", "failedResults", "unprocessedrecords"):
-            text = self._send("GET", f"{base}/{job_id}/{kind}", idempotent=True, ok=(200,)).content.decode("utf-8")
+            text = self._send("GET", f"{base}/{job_id}/{kind}", idempotent=True, ok=(200,)).content.decode(
+                "utf-8"
+            )
             reader = csv.reader(io.StringIO(text))
             head = next(reader, None)
             if not head:
@@ -271,14 +302,23 @@ class SalesforceWriter:
                     continue
                 key = tuple(line[pos[c]] if c in pos else "" for c in columns)
                 if kind == "successfulResults":
-                    res = WriteResult(True, line[pos["sf__Id"]] or None,
-                                      created=line[pos.get("sf__Created", -1)].lower() == "true"
-                                      if "sf__Created" in pos else operation == "insert")
+                    res = WriteResult(
+                        True,
+                        line[pos["sf__Id"]] or None,
+                        created=line[pos.get("sf__Created", -1)].lower() == "true"
+                        if "sf__Created" in pos
+                        else operation == "insert",
+                    )
                 elif kind == "failedResults":
-                    res = WriteResult(False, (line[pos["sf__Id"]] or None) if "sf__Id" in pos else None,
-                                      errors=(line[pos["sf__Error"]],))
+                    res = WriteResult(
+                        False,
+                        (line[pos["sf__Id"]] or None) if "sf__Id" in pos else None,
+                        errors=(line[pos["sf__Error"]],),
+                    )
                 else:
-                    res = WriteResult(False, None, errors=("UNPROCESSED: the bulk job did not process this row",))
+                    res = WriteResult(
+                        False, None, errors=("UNPROCESSED: the bulk job did not process this row",)
+                    )
                 by_row[key].append(res)
         out = []
         for row in rows:
@@ -289,7 +329,9 @@ class SalesforceWriter:
 
     # --- files -------------------------------------------------------------------------------------
 
-    def upload_file(self, object_name: str, body_field: str, values: dict[str, Any], data: bytes) -> WriteResult:
+    def upload_file(
+        self, object_name: str, body_field: str, values: dict[str, Any], data: bytes
+    ) -> WriteResult:
         _check_name(object_name, "object")
         _check_name(body_field, "field")
         limit = CONTENT_VERSION_MAX if object_name == "ContentVersion" else OTHER_BODY_MAX
@@ -301,22 +343,29 @@ class SalesforceWriter:
         boundary = f"orgvault-{uuid.uuid4().hex}"
         filename = str(values.get("PathOnClient") or values.get("Name") or values.get("Title") or "file")
         entity = json.dumps({k: v for k, v in values.items() if v is not None}).encode()
-        body = b"".join([
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"entity_content\"\r\n"
-            "Content-Type: application/json\r\n\r\n".encode(),
-            entity,
-            f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{body_field}\"; "
-            f"filename=\"{filename.replace(chr(34), '')}\"\r\nContent-Type: application/octet-stream\r\n\r\n".encode(),
-            data,
-            f"\r\n--{boundary}--\r\n".encode(),
-        ])
+        body = b"".join(
+            [
+                f'--{boundary}\r\nContent-Disposition: form-data; name="entity_content"\r\n'
+                "Content-Type: application/json\r\n\r\n".encode(),
+                entity,
+                f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="{body_field}"; '
+                f'filename="{filename.replace(chr(34), "")}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode(),
+                data,
+                f"\r\n--{boundary}--\r\n".encode(),
+            ]
+        )
         url = f"{self.source.data_url}/sobjects/{object_name}"
         try:
             if self._multipart:
                 try:
-                    resp = self._send("POST", url, data=body,
-                                      content_type=f"multipart/form-data; boundary={boundary}",
-                                      idempotent=False, ok=(200, 201))
+                    resp = self._send(
+                        "POST",
+                        url,
+                        data=body,
+                        content_type=f"multipart/form-data; boundary={boundary}",
+                        idempotent=False,
+                        ok=(200, 201),
+                    )
                 except SalesforceRequestError as exc:
                     if exc.status not in (400, 415) or len(data) > JSON_BODY_MAX:
                         raise
@@ -331,13 +380,23 @@ class SalesforceWriter:
                     )
                 doc = {k: v for k, v in values.items() if v is not None}
                 doc[body_field] = base64.b64encode(data).decode("ascii")
-                resp = self._send("POST", url, data=json.dumps(doc).encode(), content_type="application/json",
-                                  idempotent=False, ok=(200, 201))
+                resp = self._send(
+                    "POST",
+                    url,
+                    data=json.dumps(doc).encode(),
+                    content_type="application/json",
+                    idempotent=False,
+                    ok=(200, 201),
+                )
         except SalesforceRequestError as exc:
             return WriteResult(False, None, errors=(str(exc),))
         item = resp.json()
-        return WriteResult(bool(item.get("success", True)), item.get("id"), created=True,
-                           errors=tuple(str(e) for e in item.get("errors") or ()))
+        return WriteResult(
+            bool(item.get("success", True)),
+            item.get("id"),
+            created=True,
+            errors=tuple(str(e) for e in item.get("errors") or ()),
+        )
 
     # --- transport ---------------------------------------------------------------------------------
 

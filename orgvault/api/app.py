@@ -59,7 +59,7 @@ ORG = Annotated[str, Path(pattern=m.NAME, description="connected org name")]
 LIMIT = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
 TOKEN = Annotated[str | None, Query(max_length=200, description="next_token of the previous page")]
 
-ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: dict[int, Any] = {
     code: {"description": desc, "content": {"application/json": {"model": m.ErrorOut}}}
     for code, desc in {
         400: "Bad request", 401: "Not signed in", 403: "Not allowed for this org or role", 404: "Not found",
@@ -70,7 +70,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def ok(model: type[Any], status: int = 200, description: str = "OK") -> dict[int | str, dict[str, Any]]:
+def ok(model: type[Any], status: int = 200, description: str = "OK") -> dict[int, Any]:
     """The documented responses of a route: its success body plus every error status."""
     return {status: {"description": description, "content": {"application/json": {"model": model}}}, **ERRORS}
 
@@ -87,6 +87,9 @@ class ApiContext:
     max_body_bytes: int = MAX_BODY_BYTES
     writer_factory: WriterFactory | None = None
     servers: Sequence[str] = ()
+
+
+_RESOLVE_LOCK = threading.Lock()
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -144,7 +147,6 @@ class OrgVaultApi:
         self.ctx = ctx
         self.desk = RestoreDesk(ctx.app, ctx.writer_factory)
         self.resolver = APIGatewayRestResolver(enable_validation=True, strip_prefixes=["/iam"])
-        self._lock = threading.Lock()
         self._routes()
         self.resolver.enable_swagger(path="/v1/swagger", title=API_TITLE, version=API_VERSION,
                                      security_schemes=SECURITY_SCHEMES, security=SECURITY)
@@ -160,10 +162,15 @@ class OrgVaultApi:
         if size > self.ctx.max_body_bytes:
             return self._early(PayloadTooLarge(
                 f"the request body is {size} bytes; the limit is {self.ctx.max_body_bytes} bytes"))
+        if event.get("isBase64Encoded") and body:
+            try:
+                base64.b64decode(body, validate=True).decode("utf-8")
+            except (binascii.Error, ValueError):
+                return self._early(BadRequest("the request body must be UTF-8 JSON"))
         principal = principal_from_event(event, self.ctx.iam_principals)
         if principal is None:
             return self._early(Unauthenticated("sign in first: send a bearer token (Authorization: Bearer ...)"))
-        with self._lock:
+        with _RESOLVE_LOCK:  # Powertools keeps the current event on the class: one request at a time
             self.resolver.append_context(principal=principal)
             return self.resolver.resolve(dict(event), context)
 
@@ -219,12 +226,13 @@ class OrgVaultApi:
 
         @r.exception_handler(RequestValidationError)
         def on_validation(exc: RequestValidationError) -> Response:
-            detail = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "")),
-                       "type": str(e.get("type", ""))} for e in exc.errors()]
-            first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
-            where = ".".join(first["loc"][:3])
-            return _error_response(422, "ValidationError", f"{where}: {first['msg']}" if where else first["msg"],
-                                   detail=detail)
+            detail: list[dict[str, Any]] = [
+                {"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "")),
+                 "type": str(e.get("type", ""))} for e in exc.errors()]
+            loc: list[str] = detail[0]["loc"] if detail else []
+            msg: str = detail[0]["msg"] if detail else "invalid request"
+            where = ".".join(loc[:3])
+            return _error_response(422, "ValidationError", f"{where}: {msg}" if where else msg, detail=detail)
 
         @r.exception_handler(OrgVaultError)
         def on_orgvault(exc: OrgVaultError) -> Response:
@@ -488,8 +496,22 @@ class OrgVaultApi:
             if target and target != org:
                 api.allow(target, Role.OPERATOR, "restores.approve", **details)
 
+            def submit(name: str, fn: Callable[[], Any]) -> None:
+                def run_and_audit() -> Any:
+                    try:
+                        report = fn()
+                    except Exception as exc:
+                        api.ctx.audit.record("restores.run", who, org, "error", restore_id=restore_id,
+                                             error=type(exc).__name__)
+                        raise
+                    api.ctx.audit.record("restores.run", who, org, "ok", restore_id=restore_id,
+                                         status=str(report.status), count=len(report.results))
+                    return report
+
+                api.ctx.runner.submit(name, run_and_audit)
+
             def run() -> Any:
-                view = api.desk.approve(org, restore_id, who.name, api.ctx.runner.submit)
+                view = api.desk.approve(org, restore_id, who.name, submit)
                 return view, {"status": view.status}
 
             view = api.audited("restores.approve", org, who, run, **details)
@@ -569,8 +591,8 @@ def _restore_out(v: Any, plan: bool = True) -> m.RestoreOut:
 
 SECURITY_SCHEMES: dict[str, Any] = {
     "bearer": HTTPBearer(description="Cognito ID/access token, or a local token of `orgvault serve`"),
-    "sigv4": APIKey(name="Authorization", in_=APIKeyIn.header,
-                    description="AWS SigV4 (IAM auth, machine clients; under the /iam prefix)"),
+    "sigv4": APIKey.model_validate({"name": "Authorization", "in": APIKeyIn.header.value,
+                                    "description": "AWS SigV4 (IAM auth, machine clients; under the /iam prefix)"}),
 }
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"sigv4": []}]
 

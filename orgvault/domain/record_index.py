@@ -12,12 +12,13 @@ tombstones). To find id X at a snapshot:
 
 So a lookup decrypts one data chunk whatever the number of snapshots (index objects are not data).
 
-Index payload (format 2), before sealing: zstd(``"OVIX2\\n" + chunk_sha256 + "\\n" + width + "\\n" +
-sorted 15-character ids, each padded to ``width`` bytes, concatenated``): fixed-width, so a lookup
-binary-searches the blob without parsing it. The chunk's sha256 inside binds the index to exactly one
+Index payload (format 3), before sealing: zstd(``"OVIX3\\n" + chunk_sha256 + "\\n" + width + "\\n" +
+bloom length + "\\n" + Bloom filter of the ids + sorted 15-character ids, each padded to ``width``
+bytes, concatenated``): fixed-width, so a lookup binary-searches the blob without parsing it. The chunk's sha256 inside binds the index to exactly one
 sealed chunk: an index that does not name the chunk it is used for is ignored (and rebuilt), so a
 stale or swapped index can cost time, never correctness — a hit is always confirmed in the
-decrypted chunk. Summary payload: zstd(``"OVIS1\\n" + JSON {chunk_sha256: [min, max, count]}``).
+decrypted chunk. Summary payload: zstd(``"OVIS2\\n" + JSON {chunk_sha256: [min, max, count,
+base64 Bloom filter (delta layers only)]}``).
 
 The backup may write chunk indexes as it writes chunks (it already holds the records):
 ``orgvault.services.browse.write_chunk_index``; otherwise readers build them on first use.
@@ -32,7 +33,7 @@ from typing import Any
 
 import zstandard
 
-INDEX_MAGIC = b"OVIX2"
+INDEX_MAGIC = b"OVIX3"
 
 
 def id15(record_id: str) -> str:
@@ -62,12 +63,13 @@ class IdIndex:
     chunk_sha256: str
     blob: bytes = b""
     width: int = 15
+    bloom: bytes = b""  # a Bloom filter of the same ids (built once, with the index)
 
     @staticmethod
     def of(chunk_sha256: str, ids: Iterable[str]) -> IdIndex:
         keys = sorted({id15(i) for i in ids})
         width = max((len(k.encode()) for k in keys), default=15)
-        return IdIndex(chunk_sha256, b"".join(k.encode().ljust(width) for k in keys), width)
+        return IdIndex(chunk_sha256, b"".join(k.encode().ljust(width) for k in keys), width, bloom_of(keys))
 
     def __contains__(self, record_id: object) -> bool:
         if not isinstance(record_id, str):
@@ -107,7 +109,15 @@ def record_ids(records: Iterable[Mapping[str, Any]]) -> list[str]:
 def index_payload(chunk_sha256: str, ids: Iterable[str]) -> bytes:
     """The plaintext of a chunk's id index (to be sealed by the vault)."""
     idx = IdIndex.of(chunk_sha256, ids)
-    raw = INDEX_MAGIC + b"\n" + chunk_sha256.encode() + b"\n" + str(idx.width).encode() + b"\n" + idx.blob
+    raw = b"\n".join(
+        [
+            INDEX_MAGIC,
+            chunk_sha256.encode(),
+            str(idx.width).encode(),
+            str(len(idx.bloom)).encode(),
+            idx.bloom + idx.blob,
+        ]
+    )
     return zstandard.ZstdCompressor(level=3).compress(raw)
 
 
@@ -123,11 +133,13 @@ def parse_index(payload: bytes) -> IdIndex:
     if magic != INDEX_MAGIC:
         raise ValueError("not an orgvault id index (bad magic)")
     sha, _, rest = rest.partition(b"\n")
-    width, _, blob = rest.partition(b"\n")
-    w = int(width)
-    if w <= 0 or len(blob) % w:
+    width, _, rest = rest.partition(b"\n")
+    blen, _, body = rest.partition(b"\n")
+    w, nb = int(width), int(blen)
+    bloom, blob = body[:nb], body[nb:]
+    if w <= 0 or len(blob) % w or len(bloom) != nb:
         raise ValueError("id index body is not a whole number of ids")
-    return IdIndex(chunk_sha256=sha.decode(), blob=blob, width=w)
+    return IdIndex(chunk_sha256=sha.decode(), blob=blob, width=w, bloom=bloom)
 
 
 def ref_get(ref: Any, name: str, default: Any = None) -> Any:
@@ -237,23 +249,59 @@ def find_in_payload(payload: bytes, record_id: str, *, piece: int = 1 << 20) -> 
             return None
 
 
-def summary_payload(ranges: Mapping[str, tuple[str, str, int]]) -> bytes:
-    """An object-level summary: chunk sha256 -> (min id, max id, count), from the chunks' indexes."""
+BLOOM_BITS_PER_ID = 10  # about 1% false positives with 7 probes
+BLOOM_PROBES = 7
+
+
+def _probes(record_id: str, nbits: int) -> list[int]:
+    import hashlib
+
+    d = hashlib.blake2b(id15(record_id).encode(), digest_size=16).digest()
+    h1, h2 = int.from_bytes(d[:8], "big"), int.from_bytes(d[8:], "big") | 1
+    return [(h1 + i * h2) % nbits for i in range(BLOOM_PROBES)]
+
+
+def bloom_of(ids: Iterable[str]) -> bytes:
+    """A Bloom filter of ids (no false negatives, ~1% false positives)."""
+    keys = list(ids)
+    nbits = max(64, len(keys) * BLOOM_BITS_PER_ID)
+    bits = bytearray((nbits + 7) // 8)
+    for k in keys:
+        for b in _probes(k, nbits):
+            bits[b >> 3] |= 1 << (b & 7)
+    return bytes(bits)
+
+
+def bloom_may_contain(bloom: bytes, record_id: str) -> bool:
+    if not bloom:
+        return True
+    nbits = len(bloom) * 8
+    return all(bloom[b >> 3] & (1 << (b & 7)) for b in _probes(record_id, nbits))
+
+
+Range = tuple[str, str, int, bytes]  # min id, max id, count, bloom filter (b"" = none)
+
+
+def summary_payload(ranges: Mapping[str, Range]) -> bytes:
+    """An object-level summary: chunk sha256 -> (min id, max id, count, Bloom filter of its ids),
+    from the chunks' indexes. Delta chunks span the whole id range, so their filters (not their
+    ranges) are what spare a lookup from opening one index per incremental."""
+    import base64
     import json
 
-    return zstandard.ZstdCompressor(level=3).compress(
-        b"OVIS1\n" + json.dumps({k: list(v) for k, v in sorted(ranges.items())}).encode()
-    )
+    body = {k: [v[0], v[1], v[2], base64.b64encode(v[3]).decode()] for k, v in sorted(ranges.items())}
+    return zstandard.ZstdCompressor(level=3).compress(b"OVIS2\n" + json.dumps(body).encode())
 
 
-def parse_summary(payload: bytes) -> dict[str, tuple[str, str, int]]:
+def parse_summary(payload: bytes) -> dict[str, Range]:
+    import base64
     import json
 
-    raw = zstandard.ZstdDecompressor().decompress(payload, max_output_size=1 << 30)
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(payload)
     magic, _, body = raw.partition(b"\n")
-    if magic != b"OVIS1":
+    if magic != b"OVIS2":
         raise ValueError("not an orgvault index summary")
-    return {k: (str(v[0]), str(v[1]), int(v[2])) for k, v in json.loads(body).items()}
+    return {k: (str(v[0]), str(v[1]), int(v[2]), base64.b64decode(v[3])) for k, v in json.loads(body).items()}
 
 
 def summary_key(chunk_shas: Sequence[str]) -> str:

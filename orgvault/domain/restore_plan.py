@@ -121,7 +121,9 @@ def plan_order(schemas: Mapping[str, ObjectSchema], objects: Iterable[str]) -> O
                 if parent not in remaining:
                     continue
                 schema = schemas[o]
-                required = sum(1 for n in fnames if not (schema.field(n) or FieldInfo(n, "reference")).nillable)
+                required = sum(
+                    1 for n in fnames if not (schema.field(n) or FieldInfo(n, "reference")).nillable
+                )
                 cand = (required, o, parent)
                 if best is None or cand < best:
                     best = cand
@@ -377,8 +379,9 @@ def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-_BOOKKEEPING = frozenset({"lastmodifieddate", "lastmodifiedbyid", "systemmodstamp", "lastvieweddate",
-                          "lastreferenceddate"})
+_BOOKKEEPING = frozenset(
+    {"lastmodifieddate", "lastmodifiedbyid", "systemmodstamp", "lastvieweddate", "lastreferenceddate"}
+)
 
 
 def data_changes(changes: Mapping[str, tuple[Any, Any]]) -> dict[str, tuple[Any, Any]]:

@@ -779,7 +779,7 @@ class BackupService:
         chunks = self.catalog.list_chunks(org, run_id, cp.object_name)
         for ch in chunks:
             if ch.kind is ChunkKind.IDS:
-                live.update(r["Id"] for r in glue.read_chunk(self.vault, ch))
+                live.update(glue.chunk_ids(self.vault, org, cp.object_name, ch))
         known: set[str] = set()
         run = self.catalog.get_run(org, run_id)
         if run.parent_snapshot_id:
@@ -787,9 +787,9 @@ class BackupService:
             known.update(glue.iter_ids(self.vault, self.catalog, parent, cp.object_name))
         for ch in chunks:
             if ch.kind is ChunkKind.DELTA:
-                known.update(r["Id"] for r in glue.read_chunk(self.vault, ch))
+                known.update(glue.chunk_ids(self.vault, org, cp.object_name, ch))
             elif ch.kind is ChunkKind.TOMBSTONES:
-                known.difference_update(r["Id"] for r in glue.read_chunk(self.vault, ch))
+                known.difference_update(glue.chunk_ids(self.vault, org, cp.object_name, ch))
         gone = sorted(known - live)
         live_count = len(known & live)
         cp = replace(

@@ -108,14 +108,16 @@ class Snapshots:
         self._manifests: dict[tuple[str, str], Manifest] = {}
         self._indexes: OrderedDict[str, ri.IdIndex] = OrderedDict()
         self._chunks: OrderedDict[str, bytes] = OrderedDict()
-        self._summaries: dict[str, dict[str, tuple[str, str, int]]] = {}
+        self._summaries: dict[str, dict[str, ri.Range]] = {}
         self._index_cache = index_cache
         self._chunk_cache = chunk_cache
         self._lock = threading.Lock()
 
     # --- snapshots and manifests ------------------------------------------------------------------
 
-    def resolve(self, org: str, snapshot_id: str | None = None, at: datetime | str | None = None) -> SnapshotRecord:
+    def resolve(
+        self, org: str, snapshot_id: str | None = None, at: datetime | str | None = None
+    ) -> SnapshotRecord:
         """The snapshot named, or the newest created at or before ``at``, or the head."""
         if snapshot_id:
             return self.catalog.get_snapshot(org, snapshot_id)
@@ -217,7 +219,7 @@ class Snapshots:
                 self._indexes.popitem(last=False)
         return idx
 
-    def ranges(self, org: str, key_ref: str, entry: ObjectEntry) -> dict[str, tuple[str, str, int]]:
+    def ranges(self, org: str, key_ref: str, entry: ObjectEntry) -> dict[str, ri.Range]:
         """Chunk sha256 -> (min id, max id, count) for every chunk of an object at a snapshot: one
         small sealed summary object (built from the chunk indexes on first use), so a lookup prunes
         each layer to the one chunk whose id range holds the id, whatever the read order was."""
@@ -228,7 +230,7 @@ class Snapshots:
         if hit is not None:
             return hit
         raw = self._open_sealed(org, index_key(org, "objects-" + skey), "objects-" + skey)
-        ranges: dict[str, tuple[str, str, int]] | None = None
+        ranges: dict[str, ri.Range] | None = None
         if raw is not None:
             try:
                 ranges = ri.parse_summary(raw)
@@ -236,9 +238,15 @@ class Snapshots:
                 ranges = None
         if ranges is None or any(c.sha256 not in ranges for c in refs):
             ranges = {}
+            in_delta = {
+                c.sha256 for layer in entry.layers if layer.kind != LayerKind.BASE for c in layer.chunks
+            }
             for c in refs:
                 idx = self.id_index(org, key_ref, entry.name, c)
-                ranges[c.sha256] = (idx.first(), idx.last(), len(idx)) if len(idx) else ("", "", 0)
+                bloom = (idx.bloom or ri.bloom_of(idx.ids)) if c.sha256 in in_delta else b""
+                ranges[c.sha256] = (
+                    (idx.first(), idx.last(), len(idx), bloom) if len(idx) else ("", "", 0, b"")
+                )
             if self.write_indexes:
                 self._seal_put(org, key_ref, "objects-" + skey, ri.summary_payload(ranges))
         with self._lock:
@@ -251,8 +259,14 @@ class Snapshots:
             return
         ctx = index_context(org, name)
         dk = self.vault.keys.generate_data_key(key_ref, ctx)
-        header = EnvelopeHeader(kind="index", key_ref=dk.key_ref, wrapped_key=dk.wrapped,
-                                nonce_prefix=new_nonce_prefix(), context=ctx, compression=Compression.ZSTD)
+        header = EnvelopeHeader(
+            kind="index",
+            key_ref=dk.key_ref,
+            wrapped_key=dk.wrapped,
+            nonce_prefix=new_nonce_prefix(),
+            context=ctx,
+            compression=Compression.ZSTD,
+        )
         with contextlib.suppress(ObjectExists):
             self.vault.store.put(key, seal(dk.plaintext, header, payload))
 
@@ -356,8 +370,7 @@ class Snapshots:
         key = ri.id15(record_id)
         for layer in reversed(e.layers):
             chunks = [c for c in layer.chunks if c.kind != ChunkKind.IDS]
-            chunks = [c for c in chunks if c.sha256 not in ranges
-                      or (ranges[c.sha256][2] and ranges[c.sha256][0] <= key <= ranges[c.sha256][1])]
+            chunks = [c for c in chunks if c.sha256 not in ranges or _may_hold(ranges[c.sha256], key)]
             for ref in ri.candidates(chunks, record_id):
                 if record_id not in self.id_index(org, key_ref, e.name, ref):
                     continue
@@ -392,6 +405,11 @@ def write_chunk_index(vault: Vault, org: str, key_ref: str, chunk_sha256: str, i
     with contextlib.suppress(ObjectExists):  # a concurrent writer stored it first
         vault.store.put(key, sealed)
     return key
+
+
+def _may_hold(r: ri.Range, key: str) -> bool:
+    lo, hi, n, bloom = r
+    return bool(n) and lo <= key <= hi and ri.bloom_may_contain(bloom, key)
 
 
 def _aware(dt: datetime) -> datetime:

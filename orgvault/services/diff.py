@@ -52,8 +52,15 @@ class SnapshotDiff:
         }
 
 
-def diff_snapshots(snapshots: Snapshots, org: str, snap_a: str, snap_b: str, object_name: str | None = None,
-                   *, key_ref: str = "") -> SnapshotDiff:
+def diff_snapshots(
+    snapshots: Snapshots,
+    org: str,
+    snap_a: str,
+    snap_b: str,
+    object_name: str | None = None,
+    *,
+    key_ref: str = "",
+) -> SnapshotDiff:
     a, b = snapshots.catalog.get_snapshot(org, snap_a), snapshots.catalog.get_snapshot(org, snap_b)
     if (a.created_at, a.snapshot_id) > (b.created_at, b.snapshot_id):
         a, b = b, a
@@ -81,8 +88,9 @@ def _has(m: Manifest, name: str) -> bool:
     return any(n.lower() == name.lower() for n in m.objects)
 
 
-def _diff_object(snapshots: Snapshots, org: str, ma: Manifest, mb: Manifest, ea: ObjectEntry, eb: ObjectEntry,
-                 key_ref: str) -> ObjectDiff:
+def _diff_object(
+    snapshots: Snapshots, org: str, ma: Manifest, mb: Manifest, ea: ObjectEntry, eb: ObjectEntry, key_ref: str
+) -> ObjectDiff:
     d = ObjectDiff(ea.name)
     if ea.layers == eb.layers:
         return d
@@ -93,7 +101,9 @@ def _diff_object(snapshots: Snapshots, org: str, ma: Manifest, mb: Manifest, ea:
             for ref in layer.chunks:
                 if ref.kind == ChunkKind.IDS:
                     continue
-                candidates.update(ri.id15(i) for i in ri.record_ids(snapshots.chunk_records(org, ea.name, ref)))
+                candidates.update(
+                    ri.id15(i) for i in ri.record_ids(snapshots.chunk_records(org, ea.name, ref))
+                )
         if len(candidates) <= FULL_COMPARE_THRESHOLD:
             for rid in sorted(candidates):
                 la = snapshots.lookup(org, key_ref, ma, ea.name, rid)

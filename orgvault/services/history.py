@@ -43,8 +43,9 @@ class History:
     chunks_decrypted: int
 
 
-def record_history(snapshots: Snapshots, org: str, record_id: str, *, object_name: str | None = None,
-                   key_ref: str = "") -> History:
+def record_history(
+    snapshots: Snapshots, org: str, record_id: str, *, object_name: str | None = None, key_ref: str = ""
+) -> History:
     snaps = snapshots.catalog.list_snapshots(org)
     if not snaps:
         raise ConfigError(f"{org} has no snapshot yet; run `orgvault backup {org}` first")
@@ -75,8 +76,9 @@ def record_history(snapshots: Snapshots, org: str, record_id: str, *, object_nam
             prev, prev_state, last_key = None, "deleted", None
         if versions:
             versions[-1] = _extend(versions[-1], snap.snapshot_id)
-    return History(org, object_name, record_id, versions, len(snaps),
-                   snapshots.stats.data_chunks_decrypted - before)
+    return History(
+        org, object_name, record_id, versions, len(snaps), snapshots.stats.data_chunks_decrypted - before
+    )
 
 
 def _extend(v: Version, snapshot_id: str) -> Version:

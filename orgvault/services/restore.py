@@ -216,7 +216,9 @@ class RestoreService:
         if state is None and not request.dry_run:
             if self.journal is None:
                 raise ConfigError("a restore that writes needs a journal")
-            pinned = RestoreRequest.from_json({**request.to_json(), "snapshot_id": snap.snapshot_id, "at": None})
+            pinned = RestoreRequest.from_json(
+                {**request.to_json(), "snapshot_id": snap.snapshot_id, "at": None}
+            )
             state = self.journal.create(pinned.to_json())
         report = RestoreReport(
             job_id=state.job_id if state else "dry-run",
@@ -283,7 +285,12 @@ class RestoreService:
         return selection
 
     def _add_children(
-        self, org: str, manifest: Manifest, selection: dict[str, dict[str, Record]], parent: str, ids: set[str]
+        self,
+        org: str,
+        manifest: Manifest,
+        selection: dict[str, dict[str, Record]],
+        parent: str,
+        ids: set[str],
     ) -> None:
         """Breadth-first: children of ``ids`` (of ``parent``) by the target describe's child
         relationships, then files: ContentDocumentLink -> the latest ContentVersion of its document."""
@@ -319,7 +326,9 @@ class RestoreService:
                                 new.add(k)
                             break
                 if child == "ContentDocumentLink" and new:
-                    self._add_versions(org, manifest, selection, {bucket[k].get("ContentDocumentId") for k in new})
+                    self._add_versions(
+                        org, manifest, selection, {bucket[k].get("ContentDocumentId") for k in new}
+                    )
                 if new:
                     frontier.append((child, new))
 
@@ -413,7 +422,9 @@ class RestoreService:
             for r in records:
                 v = r.get(f.name)
                 if isinstance(v, str) and len(v) >= 15:
-                    target_obj = prefixes.get(v[:3]) or (f.reference_to[0] if len(f.reference_to) == 1 else None)
+                    target_obj = prefixes.get(v[:3]) or (
+                        f.reference_to[0] if len(f.reference_to) == 1 else None
+                    )
                     if target_obj:
                         out.append((target_obj, v))
         return out
@@ -436,7 +447,12 @@ class RestoreService:
         assert state is not None and self.journal is not None
         fields = sorted({k for p in payloads for k in p if k != "Id"})
         batch = self.journal.intent(
-            state, obj, operation, [w.source_id for w in writes], [fingerprint(obj, p) for p in payloads], fields
+            state,
+            obj,
+            operation,
+            [w.source_id for w in writes],
+            [fingerprint(obj, p) for p in payloads],
+            fields,
         )
         if self.hook:
             self.hook("before-write", batch)
@@ -450,17 +466,26 @@ class RestoreService:
         self._claimed.update(r.id[:15] for r in results if r.success and r.id)
         if self.hook:
             self.hook("after-write", batch)
-        self.journal.result(state, batch, [
-            {"source_id": w.source_id, "id": res.id, "success": res.success, "errors": list(res.errors)}
-            for w, res in zip(writes, results, strict=True)
-        ])
+        self.journal.result(
+            state,
+            batch,
+            [
+                {"source_id": w.source_id, "id": res.id, "success": res.success, "errors": list(res.errors)}
+                for w, res in zip(writes, results, strict=True)
+            ],
+        )
         for w, res in zip(writes, results, strict=True):
-            report.results.append(RecordResult(obj, operation, w.source_id, res.success, res.id, res.errors,
-                                               _note(w)))
+            report.results.append(
+                RecordResult(obj, operation, w.source_id, res.success, res.id, res.errors, _note(w))
+            )
         return results
 
-    def _recover(self, batch: BatchState, payloads: list[dict[str, Any]],
-                 send: Callable[[list[dict[str, Any]]], list[WriteResult]]) -> list[WriteResult]:
+    def _recover(
+        self,
+        batch: BatchState,
+        payloads: list[dict[str, Any]],
+        send: Callable[[list[dict[str, Any]]], list[WriteResult]],
+    ) -> list[WriteResult]:
         """The connection dropped after the batch was sent. Updates are simply sent again (same
         values: idempotent); for inserts, the records the batch did create are found by fingerprint
         and only the others are sent again."""
@@ -496,7 +521,10 @@ class RestoreService:
     # --- revert-fields --------------------------------------------------------------------------------
 
     def _revert(
-        self, request: RestoreRequest, selection: Mapping[str, Mapping[str, Record]], state: JobState | None,
+        self,
+        request: RestoreRequest,
+        selection: Mapping[str, Mapping[str, Record]],
+        state: JobState | None,
         report: RestoreReport,
     ) -> None:
         for obj, recs in selection.items():
@@ -517,13 +545,18 @@ class RestoreService:
                     continue
                 cur = current.get(k)
                 if cur is None:
-                    report.skipped.append(RecordResult(obj, "update", rec["Id"], False, note="deleted-in-target"))
+                    report.skipped.append(
+                        RecordResult(obj, "update", rec["Id"], False, note="deleted-in-target")
+                    )
                     continue
                 values, refused = revert_changes(rec, cur, schema, fields=names)
                 if not values:
                     continue
-                updates.append(PreparedWrite(obj, Operation.UPDATE, rec["Id"], {"Id": cur["Id"], **values},
-                                             dropped=tuple(refused)))
+                updates.append(
+                    PreparedWrite(
+                        obj, Operation.UPDATE, rec["Id"], {"Id": cur["Id"], **values}, dropped=tuple(refused)
+                    )
+                )
             self._emit(request, state, report, obj, "update", updates, partial(self.target.update, obj))
 
     def _current(self, obj: str, names: list[str], ids: list[str]) -> dict[str, Record]:
@@ -544,15 +577,29 @@ class RestoreService:
         return out
 
     def _emit(
-        self, request: RestoreRequest, state: JobState | None, report: RestoreReport, obj: str, operation: str,
-        writes: list[PreparedWrite], send: Callable[[list[dict[str, Any]]], list[WriteResult]],
+        self,
+        request: RestoreRequest,
+        state: JobState | None,
+        report: RestoreReport,
+        obj: str,
+        operation: str,
+        writes: list[PreparedWrite],
+        send: Callable[[list[dict[str, Any]]], list[WriteResult]],
         show: Callable[[PreparedWrite], PlannedWrite] | None = None,
     ) -> list[tuple[PreparedWrite, WriteResult]]:
         if request.dry_run:
             for w in writes:
-                report.planned.append(show(w) if show else PlannedWrite(
-                    obj, operation, w.source_id, str(w.values.get("Id") or "") or None,
-                    {k: v for k, v in w.values.items() if k != "Id"}))
+                report.planned.append(
+                    show(w)
+                    if show
+                    else PlannedWrite(
+                        obj,
+                        operation,
+                        w.source_id,
+                        str(w.values.get("Id") or "") or None,
+                        {k: v for k, v in w.values.items() if k != "Id"},
+                    )
+                )
             return []
         out: list[tuple[PreparedWrite, WriteResult]] = []
         for part in self._batches(writes):
@@ -563,8 +610,13 @@ class RestoreService:
     # --- recreate-deleted ----------------------------------------------------------------------------
 
     def _recreate(
-        self, request: RestoreRequest, manifest: Manifest, selection: Mapping[str, Mapping[str, Record]],
-        state: JobState | None, ids: IdMap, report: RestoreReport,
+        self,
+        request: RestoreRequest,
+        manifest: Manifest,
+        selection: Mapping[str, Mapping[str, Record]],
+        state: JobState | None,
+        ids: IdMap,
+        report: RestoreReport,
     ) -> None:
         # Which selected records still exist (same org): they are kept, and lookups to them stay.
         for obj, recs in selection.items():
@@ -589,7 +641,9 @@ class RestoreService:
         for o in todo:
             if o not in objects:
                 for r in todo[o]:
-                    report.skipped.append(RecordResult(o, "insert", r["Id"], False, note="object-not-createable"))
+                    report.skipped.append(
+                        RecordResult(o, "insert", r["Id"], False, note="object-not-createable")
+                    )
         plan = plan_order({o: self._schema(o) for o in objects}, objects)
         order = list(plan.order)
         if "ContentDocumentLink" in order and "ContentVersion" in order:
@@ -608,18 +662,31 @@ class RestoreService:
                 self._recreate_files(request, state, report, obj, to_insert, ids, prefixes, deferred, relink)
                 continue
             writes = [
-                prepare_record(r, object_name=obj, target=self._schema(obj), operation=Operation.INSERT,
-                               id_map=ids, key_prefixes=prefixes,
-                               deferred_fields=[f for f in deferred if str(r.get(f) or "")[:15] in inserting],
-                               exists_in_target=self._exists_in_target,
-                               skip_fields=self._skip(request, obj))
+                prepare_record(
+                    r,
+                    object_name=obj,
+                    target=self._schema(obj),
+                    operation=Operation.INSERT,
+                    id_map=ids,
+                    key_prefixes=prefixes,
+                    deferred_fields=[f for f in deferred if str(r.get(f) or "")[:15] in inserting],
+                    exists_in_target=self._exists_in_target,
+                    skip_fields=self._skip(request, obj),
+                )
                 for r in to_insert
             ]
             if obj == "ContentDocumentLink":
                 writes = self._new_links_only(writes, report)
-            done = self._emit(request, state, report, obj, "insert", writes,
-                              partial(self.target.insert, obj),
-                              show=lambda w: _show(w, ids))
+            done = self._emit(
+                request,
+                state,
+                report,
+                obj,
+                "insert",
+                writes,
+                partial(self.target.insert, obj),
+                show=lambda w: _show(w, ids),
+            )
             for w, res in done:
                 if res.success and res.id:
                     ids.add(w.source_id, res.id)
@@ -635,8 +702,14 @@ class RestoreService:
                 continue
             if state is not None and ("relink", w.source_id[:15]) in state.done:
                 continue
-            r2 = prepare_relink(w, new_id=new_id, id_map=ids, key_prefixes=prefixes,
-                                exists_in_target=self._exists_in_target, target=self._schema(obj))
+            r2 = prepare_relink(
+                w,
+                new_id=new_id,
+                id_map=ids,
+                key_prefixes=prefixes,
+                exists_in_target=self._exists_in_target,
+                target=self._schema(obj),
+            )
             if r2 is not None:
                 by_obj[obj].append(r2)
         for obj, writes in by_obj.items():
@@ -645,7 +718,11 @@ class RestoreService:
     def _orphan_version(self, obj: str, r: Record) -> bool:
         """A ContentVersion whose document was deleted is gone for users (its row may linger)."""
         doc = r.get("ContentDocumentId")
-        return obj == "ContentVersion" and isinstance(doc, str) and not self._exists_in_target("ContentDocument", doc)
+        return (
+            obj == "ContentVersion"
+            and isinstance(doc, str)
+            and not self._exists_in_target("ContentDocument", doc)
+        )
 
     def _skip(self, request: RestoreRequest, obj: str) -> list[str]:
         """Backed-up fields the target lacks, dropped when ``skip_missing_fields`` (else the restore
@@ -658,7 +735,9 @@ class RestoreService:
     def _new_links_only(self, writes: list[PreparedWrite], report: RestoreReport) -> list[PreparedWrite]:
         """Drop ContentDocumentLinks that already exist (uploading a version with a
         FirstPublishLocationId links it already)."""
-        docs = sorted({str(w.values.get("ContentDocumentId")) for w in writes if w.values.get("ContentDocumentId")})
+        docs = sorted(
+            {str(w.values.get("ContentDocumentId")) for w in writes if w.values.get("ContentDocumentId")}
+        )
         existing: set[tuple[str, str]] = set()
         for i in range(0, len(docs), 200):
             if docs[i : i + 200] and all(not d.startswith("<") for d in docs[i : i + 200]):
@@ -672,23 +751,39 @@ class RestoreService:
         for w in writes:
             key = (str(w.values.get("LinkedEntityId"))[:15], str(w.values.get("ContentDocumentId"))[:15])
             if key in existing:
-                report.skipped.append(RecordResult("ContentDocumentLink", "insert", w.source_id, True,
-                                                   note="link-exists"))
+                report.skipped.append(
+                    RecordResult("ContentDocumentLink", "insert", w.source_id, True, note="link-exists")
+                )
             else:
                 out.append(w)
         return out
 
     def _recreate_files(
-        self, request: RestoreRequest, state: JobState | None, report: RestoreReport, obj: str,
-        recs: list[Record], ids: IdMap, prefixes: Mapping[str, str], deferred: tuple[str, ...],
+        self,
+        request: RestoreRequest,
+        state: JobState | None,
+        report: RestoreReport,
+        obj: str,
+        recs: list[Record],
+        ids: IdMap,
+        prefixes: Mapping[str, str],
+        deferred: tuple[str, ...],
         relink: list[tuple[str, PreparedWrite]],
     ) -> None:
         body_field = FILE_BODY_FIELDS[obj]
         schema = self._schema(obj)
         for r in recs:
-            w = prepare_record(r, object_name=obj, target=schema, operation=Operation.INSERT, id_map=ids,
-                               key_prefixes=prefixes, deferred_fields=deferred,
-                               exists_in_target=self._exists_in_target, skip_fields=self._skip(request, obj))
+            w = prepare_record(
+                r,
+                object_name=obj,
+                target=schema,
+                operation=Operation.INSERT,
+                id_map=ids,
+                key_prefixes=prefixes,
+                deferred_fields=deferred,
+                exists_in_target=self._exists_in_target,
+                skip_fields=self._skip(request, obj),
+            )
             values = dict(w.values)
             if obj == "ContentVersion":
                 # a deleted document is re-created by its first version; never attach to the old one
@@ -707,13 +802,20 @@ class RestoreService:
                     ids.add(str(old_doc), f"<new id of {old_doc}>")
                 continue
             if fref is None:
-                report.results.append(RecordResult(obj, "upload", w.source_id, False,
-                                                   errors=("the backup holds no body for this file",)))
+                report.results.append(
+                    RecordResult(
+                        obj, "upload", w.source_id, False, errors=("the backup holds no body for this file",)
+                    )
+                )
                 continue
-            data = b"".join(self.snapshots.vault.read_file_stream(request.org, fref.content_id,
-                                                                   expected_size=fref.size))
-            unresolved = {k: v for k, v in w.unresolved.items() if not (obj == "ContentVersion" and
-                                                                         k == "ContentDocumentId")}
+            data = b"".join(
+                self.snapshots.vault.read_file_stream(request.org, fref.content_id, expected_size=fref.size)
+            )
+            unresolved = {
+                k: v
+                for k, v in w.unresolved.items()
+                if not (obj == "ContentVersion" and k == "ContentDocumentId")
+            }
             w2 = PreparedWrite(obj, Operation.INSERT, w.source_id, values, w.deferred, unresolved, w.dropped)
             extra: dict[str, str] = {}
 
@@ -726,7 +828,9 @@ class RestoreService:
             if res.success and res.id:
                 ids.add(w.source_id, res.id)
                 if old_doc:
-                    rows = self.target.query(f"SELECT Id, ContentDocumentId FROM ContentVersion WHERE Id = '{res.id}'")
+                    rows = self.target.query(
+                        f"SELECT Id, ContentDocumentId FROM ContentVersion WHERE Id = '{res.id}'"
+                    )
                     if rows and rows[0].get("ContentDocumentId"):
                         extra[str(old_doc)] = str(rows[0]["ContentDocumentId"])
                         ids.add(str(old_doc), str(rows[0]["ContentDocumentId"]))
@@ -734,20 +838,29 @@ class RestoreService:
                 if extra and state is not None and self.journal is not None:
                     # persist the document mapping with the version (resume needs it)
                     b = self.journal.intent(state, obj, "map", [w.source_id], [])
-                    self.journal.result(state, b, [{"source_id": w.source_id, "id": res.id, "success": True,
-                                                    "also_mapped": extra}])
+                    self.journal.result(
+                        state,
+                        b,
+                        [{"source_id": w.source_id, "id": res.id, "success": True, "also_mapped": extra}],
+                    )
             if w.deferred:
                 relink.append((obj, w))
 
     # --- upsert ------------------------------------------------------------------------------------
 
     def _upsert(
-        self, request: RestoreRequest, selection: Mapping[str, Mapping[str, Record]], state: JobState | None,
-        ids: IdMap, report: RestoreReport,
+        self,
+        request: RestoreRequest,
+        selection: Mapping[str, Mapping[str, Record]],
+        state: JobState | None,
+        ids: IdMap,
+        report: RestoreReport,
     ) -> None:
         ext = request.external_id_field
         if not ext:
-            raise RestoreRefused("--mode upsert needs --external-id FIELD (an external id field of the object)")
+            raise RestoreRefused(
+                "--mode upsert needs --external-id FIELD (an external id field of the object)"
+            )
         objects = [o for o, recs in selection.items() if recs and o not in NOT_WRITTEN]
         plan = plan_order({o: self._schema(o) for o in objects}, objects)
         prefixes = self._key_prefixes()
@@ -765,14 +878,29 @@ class RestoreService:
                 if r.get(f.name) in (None, ""):
                     report.skipped.append(RecordResult(obj, "upsert", r["Id"], False, note=f"no-{f.name}"))
                     continue
-                writes.append(prepare_record(r, object_name=obj, target=schema, operation=Operation.UPSERT,
-                                             id_map=ids, key_prefixes=prefixes,
-                                             deferred_fields=plan.deferred_fields(obj),
-                                             exists_in_target=self._exists_in_target,
-                                             skip_fields=self._skip(request, obj)))
-            done = self._emit(request, state, report, obj, "upsert", writes,
-                              partial(self.target.upsert, obj, f.name),
-                              show=lambda w: _show(w, ids))
+                writes.append(
+                    prepare_record(
+                        r,
+                        object_name=obj,
+                        target=schema,
+                        operation=Operation.UPSERT,
+                        id_map=ids,
+                        key_prefixes=prefixes,
+                        deferred_fields=plan.deferred_fields(obj),
+                        exists_in_target=self._exists_in_target,
+                        skip_fields=self._skip(request, obj),
+                    )
+                )
+            done = self._emit(
+                request,
+                state,
+                report,
+                obj,
+                "upsert",
+                writes,
+                partial(self.target.upsert, obj, f.name),
+                show=lambda w: _show(w, ids),
+            )
             for w, res in done:
                 if res.success and res.id:
                     ids.add(w.source_id, res.id)
@@ -804,14 +932,19 @@ class RestoreService:
                 if new:
                     found[fp] = ""
                     claimed.add(new[:15])
-                    results.append({"source_id": sid, "id": new, "success": True, "errors": [],
-                                    "reconciled": True})
+                    results.append(
+                        {"source_id": sid, "id": new, "success": True, "errors": [], "reconciled": True}
+                    )
             if batch.object_name == "ContentVersion":
                 for r in results:
-                    old_doc = (selection.get("ContentVersion") or {}).get(r["source_id"][:15], {}).get(
-                        "ContentDocumentId")
+                    old_doc = (
+                        (selection.get("ContentVersion") or {})
+                        .get(r["source_id"][:15], {})
+                        .get("ContentDocumentId")
+                    )
                     rows = self.target.query(
-                        f"SELECT Id, ContentDocumentId FROM ContentVersion WHERE Id = '{r['id']}'")
+                        f"SELECT Id, ContentDocumentId FROM ContentVersion WHERE Id = '{r['id']}'"
+                    )
                     if old_doc and rows and rows[0].get("ContentDocumentId"):
                         r["also_mapped"] = {str(old_doc): str(rows[0]["ContentDocumentId"])}
             self.journal.result(state, batch, results)
@@ -824,7 +957,9 @@ class RestoreService:
         """fingerprint -> id of an unclaimed target record with exactly the values the batch sent."""
         obj = batch.object_name
         schema = self._schema(obj)
-        names = [n for n in batch.fields if schema.field(n) is not None and n not in FILE_BODY_FIELDS.values()]
+        names = [
+            n for n in batch.fields if schema.field(n) is not None and n not in FILE_BODY_FIELDS.values()
+        ]
         cols = ", ".join(["Id", *names])
         cond = []
         if me and schema.field("CreatedById") is not None:

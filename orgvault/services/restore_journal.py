@@ -167,8 +167,14 @@ class RestoreJournal:
             elif state is None:
                 continue
             elif kind == "intent":
-                b = BatchState(seq, e["object"], e["operation"], list(e["source_ids"]),
-                               list(e.get("fingerprints") or []), fields=list(e.get("fields") or []))
+                b = BatchState(
+                    seq,
+                    e["object"],
+                    e["operation"],
+                    list(e["source_ids"]),
+                    list(e.get("fingerprints") or []),
+                    fields=list(e.get("fields") or []),
+                )
                 by_seq[seq] = b
                 state.batches.append(b)
             elif kind == "result":
@@ -180,7 +186,9 @@ class RestoreJournal:
                 state.status = JobStatus(e["status"])
                 state.message = e.get("message", "")
         if state is None:
-            raise UnknownRestoreJob(f"no restore job {job_id!r} for {self.org}; see `orgvault restore --list {self.org}`")
+            raise UnknownRestoreJob(
+                f"no restore job {job_id!r} for {self.org}; see `orgvault restore --list {self.org}`"
+            )
         state.next_seq = last + 1
         return state
 
@@ -193,16 +201,33 @@ class RestoreJournal:
                 jobs.append(job)
         return jobs
 
-    def intent(self, state: JobState, object_name: str, operation: str, source_ids: list[str],
-               fingerprints: list[str], fields: list[str] | None = None) -> BatchState:
+    def intent(
+        self,
+        state: JobState,
+        object_name: str,
+        operation: str,
+        source_ids: list[str],
+        fingerprints: list[str],
+        fields: list[str] | None = None,
+    ) -> BatchState:
         with self._lock:
             seq = state.next_seq
             state.next_seq += 1
-        b = BatchState(seq, object_name, operation, list(source_ids), list(fingerprints), fields=list(fields or []))
-        self.append(state.job_id, seq, "intent", {
-            "object": object_name, "operation": operation, "source_ids": b.source_ids,
-            "fingerprints": b.fingerprints, "fields": b.fields,
-        })
+        b = BatchState(
+            seq, object_name, operation, list(source_ids), list(fingerprints), fields=list(fields or [])
+        )
+        self.append(
+            state.job_id,
+            seq,
+            "intent",
+            {
+                "object": object_name,
+                "operation": operation,
+                "source_ids": b.source_ids,
+                "fingerprints": b.fingerprints,
+                "fields": b.fields,
+            },
+        )
         state.batches.append(b)
         return b
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from salesforce_emulator import Clock, Org
+from salesforce_emulator import Clock, Org, SalesforceError
 from salesforce_emulator.ids import is_valid_id
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -127,6 +127,16 @@ def test_generated_org_is_queryable_everywhere(small):
             )
             qb = small.compile(f"SELECT {bulk_fields} FROM {name}{where}", for_bulk=True)
             small.render_csv(qb, small.fetch(qb, None, 2000).rows, header=True)
+
+
+def test_field_history_has_rows_but_no_systemmodstamp(small):
+    rows = list(small.true_records("AccountHistory"))
+    assert rows and all(r["CreatedDate"] is not None for r in rows)
+    fields = {f["name"] for f in small.describe("AccountHistory")["fields"]}
+    assert "SystemModstamp" not in fields and "CreatedDate" in fields
+    with pytest.raises(SalesforceError) as exc:
+        small.get_updated("AccountHistory", T0 - timedelta(days=1), T0)
+    assert exc.value.error_code == "CANNOT_REPLICATE"
 
 
 def test_archived_tasks_are_for_query_all_only(small):

@@ -156,8 +156,23 @@ def test_parent_by_external_id(org):
     e = err(org.create, "Contact", {"LastName": "z", "Account": {"External_Id__c": "nope"}})
     assert e.error_code == "INVALID_FIELD" and "Foreign key external ID" in e.message
     assert err(org.create, "Contact", {"LastName": "z", "Account.Name": "a"}).error_code == "INVALID_FIELD"
+    task = org.create("Task", {"What": {"attributes": {"type": "Account"}, "External_Id__c": "EXT-1"}})
+    assert next(org.true_records("Task"))["WhatId"] == acc and task
+    assert err(org.create, "Task", {"What": {"External_Id__c": "EXT-1"}}).error_code == "INVALID_FIELD"
+    assert (
+        err(org.create, "Task", {"What": {"attributes": {"type": "Lead"}, "Id": acc}}).error_code
+        == "INVALID_FIELD"
+    )
     org.update("Contact", c2, {"Account.External_Id__c": ""})
     assert [r["AccountId"] for r in org.true_records("Contact") if r["Id"] == c2] == [None]
+
+
+def test_upsert_matching_several_records_is_300(org):
+    a = org.create("Contact", {"LastName": "a", "Legacy_Id__c": "L1"})
+    b = org.create("Contact", {"LastName": "b", "Legacy_Id__c": "L1"})
+    e = err(org.upsert, "Contact", "Legacy_Id__c", "L1", {"LastName": "c"})
+    assert e.status == 300 and e.error_code == "MULTIPLE_CHOICES" and a in e.message and b in e.message
+    assert [r["LastName"] for r in org.true_records("Contact")] == ["a", "b"]
 
 
 # ----------------------------------------------------------------------------- recycle bin
@@ -297,6 +312,10 @@ def test_page_token_is_stateless_and_limit_is_honoured(org):
     p3 = org.fetch(q, p2.next_after, 5)
     assert [len(p.rows) for p in (p1, p2, p3)] == [5, 5, 2] and p3.next_after is None
     assert err(org.fetch, q, "bogus!", 5).error_code == "INVALID_QUERY_LOCATOR"
+    other = org.compile("SELECT Name FROM Account ORDER BY Name LIMIT 13")
+    assert err(org.fetch, other, p1.next_after, 5).error_code == "INVALID_QUERY_LOCATOR"
+    same = org.compile("SELECT Name FROM Account ORDER BY Name LIMIT 12")  # recompiled: still valid
+    assert org.fetch(same, p1.next_after, 5) == p2
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -428,6 +447,17 @@ def test_blobs_and_content_versions(org):
     assert err(org.read_blob, "ContentVersion", v1, "Title").status == 404
     note = org.create("Note", {"ParentId": acc, "Title": "n", "Body": "hello ✓"})
     assert org.read_blob("Note", note, "Body") == "hello ✓".encode()
+
+
+def test_deleting_a_file_deletes_its_versions(org):
+    v1 = org.create("ContentVersion", {"Title": "f", "PathOnClient": "f.txt", "VersionData": "aGVsbG8="})
+    doc = org.retrieve("ContentVersion", v1)["ContentDocumentId"]
+    assert err(org.delete, "ContentVersion", v1).error_code == "INVALID_TYPE_FOR_OPERATION"
+    org.delete("ContentDocument", doc)
+    assert list(org.true_records("ContentVersion")) == []
+    assert err(org.read_blob, "ContentVersion", v1, "VersionData").status == 404
+    org.undelete(doc)
+    assert org.read_blob("ContentVersion", v1, "VersionData") == b"hello"
 
 
 def test_formula_fields_do_not_bump_systemmodstamp(org):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from salesforce_emulator import Clock, Org, SalesforceError
+from salesforce_emulator.ids import to_18
 from salesforce_emulator.soql import parse
 
 
@@ -93,8 +94,11 @@ def test_valid_queries_compile(org, soql):
         ("SELECT FIELDS(ALL) FROM Account LIMIT 200", "MALFORMED_QUERY"),
         ("SELECT Id, (SELECT Id FROM Contacts) FROM Account", "MALFORMED_QUERY"),
         ("SELECT TYPEOF What WHEN Account THEN Name END FROM Task", "MALFORMED_QUERY"),
-        ("SELECT Id FROM Account WHERE CreatedDate = TODAY", "MALFORMED_QUERY"),
-        ("SELECT Id FROM Account WHERE CreatedDate = LAST_N_DAYS:5", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Account WHERE CreatedDate = THIS_WEEK", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Account WHERE CreatedDate = LAST_N_WEEKS:5", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Account WHERE CreatedDate IN (TODAY)", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Account WHERE Name = :name", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Account WHERE Name = TODAY", "INVALID_FIELD"),
         ("SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact)", "MALFORMED_QUERY"),
         ("SELECT Id FROM Account a", "MALFORMED_QUERY"),
         ("SELECT Id, Id FROM Account", "MALFORMED_QUERY"),
@@ -124,6 +128,18 @@ def test_invalid_queries(org, soql, code):
         org.compile(soql)
     assert exc.value.status == 400 and exc.value.error_code == code
     assert exc.value.message
+
+
+def test_long_in_lists_and_the_length_limit(org):
+    ids = [org.ids_["a1"]] + [f"'{to_18(f'001{i:012d}')}'" for i in range(4000)]
+    ids[0] = f"'{ids[0]}'"
+    q = org.compile(f"SELECT Name FROM Account WHERE Id IN ({', '.join(ids)})")
+    assert [r[0] for r in org.fetch(q, None, 10).rows] == ["Acme"]
+    too_long = "SELECT Id FROM Account WHERE Name IN (" + ", ".join(["'xxxxxxxx'"] * 9000) + ")"
+    assert len(too_long) > 100_000
+    with pytest.raises(SalesforceError) as exc:
+        org.compile(too_long)
+    assert exc.value.error_code == "MALFORMED_QUERY"
 
 
 def test_malformed_message_points_at_the_problem(org):
@@ -264,3 +280,116 @@ def test_awkward_objects_query_empty_or_refuse(org):
     for name in ("AccountFeed", "AccountHistory", "AccountShare", "RecentlyViewed"):
         q = org.compile(f"SELECT Id FROM {name}")
         assert org.count(q) == 0 and org.fetch(q, None, 10).rows == []
+
+
+_TOKENS = [
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "LIKE",
+    "ORDER",
+    "BY",
+    "DESC",
+    "ASC",
+    "NULLS",
+    "LAST",
+    "LIMIT",
+    "COUNT()",
+    "Id",
+    "Name",
+    "Account.Name",
+    "Owner.Name",
+    "What.Name",
+    "What.Type",
+    "Account",
+    "Contact",
+    "Task",
+    "=",
+    "!=",
+    "<",
+    ">=",
+    "(",
+    ")",
+    ",",
+    "'x'",
+    "'it\\'s'",
+    "5",
+    "-1.5",
+    "null",
+    "true",
+    "2020-01-01",
+    "2020-01-01T00:00:00Z",
+    "BillingAddress",
+    "Description",
+    "CreatedDate",
+    "IsDeleted",
+    "OFFSET",
+    "GROUP",
+    "'",
+    "\\",
+    ":",
+    "FIELDS(ALL)",
+    "TYPEOF",
+    "%",
+    "Industry",
+    "AnnualRevenue",
+]
+
+
+def test_any_token_soup_compiles_or_fails_cleanly(org):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.sampled_from(_TOKENS), max_size=14), st.booleans())
+    def check(tokens, bulk):
+        text = " ".join(["SELECT", *tokens]) if tokens[:1] != ["SELECT"] else " ".join(tokens)
+        try:
+            q = org.compile(text, for_bulk=bulk)
+        except SalesforceError as exc:
+            assert exc.status == 400 and exc.error_code and exc.message
+            return
+        page = org.fetch(q, None, 5)  # whatever compiles must also run
+        org.render_json(q, page.rows)
+
+    check()
+
+
+def test_relative_date_literals_follow_the_org_clock(org):
+    # the org clock is frozen at 2024-03-01 12:00 UTC; accounts were created at 12:00, 12:01, 12:02
+    everyone = sorted(names(org, "SELECT Name FROM Account"))
+    assert sorted(names(org, "SELECT Name FROM Account WHERE CreatedDate = TODAY")) == everyone
+    assert names(org, "SELECT Name FROM Account WHERE CreatedDate = YESTERDAY") == []
+    assert sorted(names(org, "SELECT Name FROM Account WHERE CreatedDate = LAST_N_DAYS:3")) == everyone
+    assert names(org, "SELECT Name FROM Account WHERE CreatedDate > TODAY") == []
+    assert sorted(names(org, "SELECT Name FROM Account WHERE CreatedDate <= today")) == everyone
+    assert sorted(names(org, "SELECT Name FROM Account WHERE CreatedDate = THIS_MONTH")) == everyone
+    assert names(org, "SELECT Name FROM Account WHERE CreatedDate = LAST_MONTH") == []
+    assert names(org, "SELECT Name FROM Account WHERE Customer_Since__c < LAST_YEAR") == ["Acme"]
+    assert sorted(names(org, "SELECT Name FROM Account WHERE Customer_Since__c != THIS_YEAR")) == everyone
+    org.clock.advance(86400)
+    try:
+        assert sorted(names(org, "SELECT Name FROM Account WHERE CreatedDate = YESTERDAY")) == everyone
+        assert sorted(names(org, "SELECT Name FROM Account WHERE CreatedDate = N_DAYS_AGO:1")) == everyone
+        assert names(org, "SELECT Name FROM Account WHERE CreatedDate = NEXT_N_DAYS:5") == []
+    finally:
+        org.clock.advance(-86400)
+
+
+def test_date_literal_ranges():
+    from datetime import date
+
+    from salesforce_emulator.soql import date_literal_range
+
+    d = date(2024, 12, 31)
+    assert date_literal_range("next_month", 0, d) == (date(2025, 1, 1), date(2025, 2, 1))
+    assert date_literal_range("last_month", 0, date(2024, 1, 15)) == (date(2023, 12, 1), date(2024, 1, 1))
+    assert date_literal_range("this_month", 0, d) == (date(2024, 12, 1), date(2025, 1, 1))
+    assert date_literal_range("last_n_days", 7, d) == (date(2024, 12, 24), date(2025, 1, 1))
+    assert date_literal_range("next_n_days", 1, d) == (date(2025, 1, 1), date(2025, 1, 2))
+    assert date_literal_range("n_days_ago", 2, d) == (date(2024, 12, 29), date(2024, 12, 30))
+    assert date_literal_range("last_year", 0, d) == (date(2023, 1, 1), date(2024, 1, 1))

@@ -92,12 +92,13 @@ class Invocation:
 class Deployed:
     """What ``deploy_workflow`` created in moto."""
 
-    state_machine_arn: str
+    state_machine_arn: str  # the one named by ``deploy_workflow``'s prefix
     function_handlers: dict[str, str]  # function name → "module.attr"
     function_timeouts: dict[str, int]
     invocations: list[Invocation] = field(default_factory=list)
     # handler → hook(event) called before the real handler (tests raise from it to inject faults)
     before: dict[str, Callable[[dict[str, Any]], None]] = field(default_factory=dict)
+    state_machines: dict[str, str] = field(default_factory=dict)  # logical id → ARN (all of them)
 
 
 def _zip() -> bytes:
@@ -107,7 +108,9 @@ def _zip() -> bytes:
     return buf.getvalue()
 
 
-def deploy_workflow(template: dict[str, Any], state_machine_logical_id_prefix: str, *, session: Any) -> Deployed:
+def deploy_workflow(
+    template: dict[str, Any], state_machine_logical_id_prefix: str, *, session: Any
+) -> Deployed:
     """Create the template's functions and the named state machine in moto (inside ``mock_aws``)."""
     iam = session.client("iam")
     lam = session.client("lambda")
@@ -116,7 +119,12 @@ def deploy_workflow(template: dict[str, Any], state_machine_logical_id_prefix: s
         RoleName=f"orgvault-test-{uuid.uuid4().hex[:8]}",
         AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
     )["Role"]["Arn"]
-    refs = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
+    refs = {
+        "AWS::Partition": "aws",
+        "AWS::Region": REGION,
+        "AWS::AccountId": ACCOUNT,
+        "AWS::URLSuffix": "amazonaws.com",
+    }
     attrs: dict[tuple[str, str], str] = {}
     handlers: dict[str, str] = {}
     timeouts: dict[str, int] = {}
@@ -136,14 +144,36 @@ def deploy_workflow(template: dict[str, Any], state_machine_logical_id_prefix: s
         refs[lid] = name
         handlers[name] = props["Handler"]
         timeouts[name] = int(props.get("Timeout", 3))
-    (sm_lid, sm) = next(
-        (lid, r)
-        for lid, r in resources_of_type(template, "AWS::StepFunctions::StateMachine").items()
-        if lid.startswith(state_machine_logical_id_prefix)
+    machines: dict[str, str] = {}
+    for sm_lid, sm in resources_of_type(template, "AWS::StepFunctions::StateMachine").items():
+        definition = resolve(sm["Properties"]["DefinitionString"], refs, attrs)
+        machines[sm_lid] = sfn.create_state_machine(name=sm_lid[:60], definition=definition, roleArn=role)[
+            "stateMachineArn"
+        ]
+    (arn,) = [a for lid, a in machines.items() if lid.startswith(state_machine_logical_id_prefix)]
+    return Deployed(
+        state_machine_arn=arn, function_handlers=handlers, function_timeouts=timeouts, state_machines=machines
     )
-    definition = resolve(sm["Properties"]["DefinitionString"], refs, attrs)
-    arn = sfn.create_state_machine(name=f"{sm_lid[:60]}", definition=definition, roleArn=role)["stateMachineArn"]
-    return Deployed(state_machine_arn=arn, function_handlers=handlers, function_timeouts=timeouts)
+
+
+def state_machine(deployed: Deployed, prefix: str) -> str:
+    (arn,) = [a for lid, a in deployed.state_machines.items() if lid.startswith(prefix)]
+    return arn
+
+
+_SYNTH_CACHE: dict[str, dict[str, Any]] = {}
+
+
+def synthesized(context: dict[str, Any]) -> dict[str, Any]:
+    """The template for ``context``, synthesized once per process (synth takes ~20 s)."""
+    import tempfile
+
+    from tests.infra.conftest import synthesize
+
+    key = json.dumps(context, sort_keys=True)
+    if key not in _SYNTH_CACHE:
+        _SYNTH_CACHE[key] = synthesize(context, tempfile.mkdtemp(prefix="cdk.out-")).template_json
+    return _SYNTH_CACHE[key]
 
 
 @contextmanager
@@ -158,7 +188,9 @@ def dispatch_to_handlers(deployed: Deployed) -> Iterator[Deployed]:
     # The Map's concurrency still interleaves the steps of different objects.
     serial = threading.Lock()
 
-    def invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
+    def invoke(
+        self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
+    ) -> bytes:
         name = function_name.split(":function:")[-1].split(":")[0]
         handler_path = deployed.function_handlers[name]
         module_name, attr = handler_path.rsplit(".", 1)
@@ -189,7 +221,9 @@ def dispatch_to_handlers(deployed: Deployed) -> Iterator[Deployed]:
         LambdaSimpleBackend.invoke = original  # type: ignore[method-assign]
 
 
-def run_execution(session: Any, state_machine_arn: str, run_input: dict[str, Any], *, timeout_s: float = 240) -> dict[str, Any]:
+def run_execution(
+    session: Any, state_machine_arn: str, run_input: dict[str, Any], *, timeout_s: float = 240
+) -> dict[str, Any]:
     """Start an execution and wait for it to end; returns ``describe_execution`` plus its history."""
     sfn = session.client("stepfunctions")
     arn = sfn.start_execution(
@@ -205,3 +239,118 @@ def run_execution(session: Any, state_machine_arn: str, run_input: dict[str, Any
         time.sleep(0.2)
     history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     return {**desc, "history": history}
+
+
+# --- the moto "account" the end-to-end tests run in ------------------------------------------------
+
+HANDLER_ENV = {
+    "ORGVAULT_MODE": "aws",
+    "ORGVAULT_CHUNK_RECORDS": "60",  # several chunks per object
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "OrgVault",
+    "POWERTOOLS_SERVICE_NAME": "orgvault",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+}
+
+
+def fast_source_factory() -> Any:
+    """The production Salesforce source with test pacing (no real back-off sleeps, 1 s Bulk polls)."""
+    from orgvault.adapters.salesforce import SimpleSalesforceSource
+
+    def make(conn: Any, creds: dict[str, str]) -> Any:
+        return SimpleSalesforceSource(
+            conn,
+            creds,
+            sleep=lambda _s: None,
+            backoff_base=0.001,
+            bulk_poll_seconds=1.0,
+            rest_batch_size=200,
+            bulk_page_records=150,
+        )
+
+    return make
+
+
+@contextmanager
+def moto_cloud(template: dict[str, Any], monkeypatch: Any, org: str) -> Iterator[dict[str, Any]]:
+    """moto with the stack's data resources created as the template declares them (Object Lock bucket,
+    PK/SK table, the org's KMS key behind the template's alias), the handlers' environment, an App wired
+    like their cold start, and every state machine of the template deployed with its tasks dispatched to
+    the real handlers. Yields ``{"session", "app", "deployed"}``."""
+    import logging
+
+    import boto3
+    from moto import mock_aws
+
+    from functions import _runtime
+    from orgvault.adapters.aws_dynamodb import create_catalog_table
+    from orgvault.bootstrap import open_app
+    from orgvault.settings import Settings
+
+    for k, v in HANDLER_ENV.items():
+        monkeypatch.setenv(k, v)
+    # moto's interpreter logs every caught task failure with its whole parse tree
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+        session = boto3.Session(region_name=REGION)
+        (vault,) = [
+            r["Properties"]
+            for r in resources_of_type(template, "AWS::S3::Bucket").values()
+            if r["Properties"].get("LoggingConfiguration", {}).get("LogFilePrefix") == "vault/"
+        ]
+        bucket = "orgvault-vault-test"
+        session.client("s3").create_bucket(
+            Bucket=bucket, ObjectLockEnabledForBucket=vault["ObjectLockEnabled"]
+        )
+        (table_props,) = [
+            r["Properties"] for r in resources_of_type(template, "AWS::DynamoDB::Table").values()
+        ]
+        assert [k["AttributeName"] for k in table_props["KeySchema"]] == ["PK", "SK"]
+        table = "orgvault-catalog-test"
+        create_catalog_table(session.client("dynamodb"), table)
+        kms = session.client("kms")
+        (alias,) = [
+            r["Properties"]["AliasName"]
+            for r in resources_of_type(template, "AWS::KMS::Alias").values()
+            if r["Properties"]["AliasName"].endswith(f"/{org}")
+        ]
+        kms.create_alias(
+            AliasName=alias, TargetKeyId=kms.create_key(Description="org key")["KeyMetadata"]["KeyId"]
+        )
+        monkeypatch.setenv("ORGVAULT_BUCKET", bucket)
+        monkeypatch.setenv("ORGVAULT_TABLE", table)
+
+        def factory() -> Any:
+            # steps hand back a cursor after ~50 ms, so the Extract → Status → Extract loop runs
+            return open_app(Settings.from_env(step_seconds=0.05), source_factory=fast_source_factory())
+
+        _runtime.reset(factory)
+        app = factory()
+        deployed = deploy_workflow(template, "BackupStateMachine", session=session)
+        try:
+            with dispatch_to_handlers(deployed):
+                yield {"session": session, "app": app, "deployed": deployed}
+        finally:
+            _runtime.reset()
+            app.close()
+
+
+def connect(app: Any, emu: Any, org: str) -> None:
+    """Connect the emulator org as ``org`` (credentials into Secrets Manager, key from the alias)."""
+    from orgvault.services.orgs import connect_org
+
+    facts = emu.facts
+    connect_org(
+        catalog=app.catalog,
+        keys=app.keys,
+        secrets=app.secrets,
+        name=org,
+        instance_url=facts.instance_url,
+        login_url=facts.login_url,
+        auth_method="client-credentials",
+        credentials={"client_id": facts.client_id, "client_secret": facts.client_secret},
+        test_login=app.make_source,
+    )

@@ -49,8 +49,14 @@ def test_browse_at_snapshot_and_time(two_snapshots):
     assert [r["Name"] for r in old.records] == ['Globex, "West"\nDivision']
     now = browse(snaps, ORG, "Account", ids=[h.account], fields=["Name"])
     assert list(now.records) == [{"Id": h.account, "Name": "Globex Renamed"}]
-    at = browse(snaps, ORG, "Account", at=first.created_at + timedelta(seconds=1), where="Name ^ globex",
-                fields=["Name", "NumberOfEmployees"])
+    at = browse(
+        snaps,
+        ORG,
+        "Account",
+        at=first.created_at + timedelta(seconds=1),
+        where="Name ^ globex",
+        fields=["Name", "NumberOfEmployees"],
+    )
     assert sorted(r["Name"] for r in at.records) == ["Globex Holding", 'Globex, "West"\nDivision']
     assert at.snapshot.snapshot_id == first.snapshot_id
     filtered = list(browse(snaps, ORG, "Account", where="NumberOfEmployees >= 43 and Name ~ renamed").records)
@@ -65,8 +71,9 @@ def test_browse_at_snapshot_and_time(two_snapshots):
 def test_nothing_decrypted_is_written_to_disk(two_snapshots):
     home, app, emu, org, h, first, second, _ = two_snapshots
     snaps = Snapshots(app.catalog, app.vault)
-    assert [r["Description"] for r in browse(snaps, ORG, "Account", where=f"Description = {MARKER}").records] == [
-        MARKER]
+    assert [
+        r["Description"] for r in browse(snaps, ORG, "Account", where=f"Description = {MARKER}").records
+    ] == [MARKER]
     for p in home.rglob("*"):
         if p.is_file():
             assert MARKER.encode() not in p.read_bytes(), p
@@ -92,14 +99,17 @@ def test_history_of_one_record(two_snapshots):
     hist = record_history(Snapshots(app.catalog, app.vault), ORG, h.account)
     assert hist.object_name == "Account"
     assert [v.state for v in hist.versions] == ["created", "changed"]
-    assert hist.versions[1].changes == {"Name": ('Globex, "West"\nDivision', "Globex Renamed"),
-                                        "NumberOfEmployees": (42, 43),
-                                        "Revenue_Per_Employee__c": (29761.92, 29069.78)}  # a formula follows
+    assert hist.versions[1].changes == {
+        "Name": ('Globex, "West"\nDivision', "Globex Renamed"),
+        "NumberOfEmployees": (42, 43),
+        "Revenue_Per_Employee__c": (29761.92, 29069.78),
+    }  # a formula follows
     gone = record_history(Snapshots(app.catalog, app.vault), ORG, h.contacts[1])
     assert [v.state for v in gone.versions] == ["created", "deleted"]
     unchanged = record_history(Snapshots(app.catalog, app.vault), ORG, h.parent_account)
     assert [(v.state, v.snapshot_id, v.until_snapshot_id) for v in unchanged.versions] == [
-        ("created", first.snapshot_id, second.snapshot_id)]
+        ("created", first.snapshot_id, second.snapshot_id)
+    ]
 
 
 def test_diff_between_snapshots(two_snapshots):
@@ -115,18 +125,36 @@ def test_diff_between_snapshots(two_snapshots):
     acc = next(o for o in d.objects if o.object_name == "Account")
     assert acc.changed[0][1]["Name"] == ('Globex, "West"\nDivision', "Globex Renamed")
     assert [r["Id"] for r in con.added] == [new_contact] and [r["Id"] for r in con.deleted] == [h.contacts[1]]
-    only = diff_snapshots(Snapshots(app.catalog, app.vault), ORG, first.snapshot_id, second.snapshot_id, "Case")
+    only = diff_snapshots(
+        Snapshots(app.catalog, app.vault), ORG, first.snapshot_id, second.snapshot_id, "Case"
+    )
     assert only.counts() == {}
 
 
 def test_cli_browse_history_diff_restore(two_snapshots, capsys):
     home, app, emu, org, h, first, second, _ = two_snapshots
     base = ["--home", str(home)]
-    assert main([*base, "browse", ORG, "Account", "--ids", h.account, "--fields", "Name", "--json"], env={}) == 0
+    assert (
+        main([*base, "browse", ORG, "Account", "--ids", h.account, "--fields", "Name", "--json"], env={}) == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["records"] == [{"Id": h.account, "Name": "Globex Renamed"}]
-    assert main([*base, "browse", ORG, "Contact", "--snapshot", first.snapshot_id, "--where", "LastName = Minion"],
-                env={}) == 0
+    assert (
+        main(
+            [
+                *base,
+                "browse",
+                ORG,
+                "Contact",
+                "--snapshot",
+                first.snapshot_id,
+                "--where",
+                "LastName = Minion",
+            ],
+            env={},
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Minion" in out and "1 records" in out
     assert main([*base, "history", ORG, h.account], env={}) == 0
@@ -136,13 +164,43 @@ def test_cli_browse_history_diff_restore(two_snapshots, capsys):
     out = capsys.readouterr().out
     assert "Contact: +1 added, -1 deleted" in out
     # restore the deleted contact: a dry run first, then for real
-    assert main([*base, "restore", ORG, "Contact", "--snapshot", first.snapshot_id, "--ids", h.contacts[1],
-                 "--dry-run"], env={}) == 0
+    assert (
+        main(
+            [
+                *base,
+                "restore",
+                ORG,
+                "Contact",
+                "--snapshot",
+                first.snapshot_id,
+                "--ids",
+                h.contacts[1],
+                "--dry-run",
+            ],
+            env={},
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "INSERT  Contact" in out and "LastName='Minion'" in out and "nothing written" in out
     before = sum(1 for c in org.true_records("Contact") if c["LastName"] == "Minion")
-    assert main([*base, "restore", ORG, "Contact", "--snapshot", first.snapshot_id, "--ids", h.contacts[1],
-                 "--json"], env={}) == 0
+    assert (
+        main(
+            [
+                *base,
+                "restore",
+                ORG,
+                "Contact",
+                "--snapshot",
+                first.snapshot_id,
+                "--ids",
+                h.contacts[1],
+                "--json",
+            ],
+            env={},
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["status"] == "completed" and doc["counts"] == {"insert:ok": 1}
     assert sum(1 for c in org.true_records("Contact") if c["LastName"] == "Minion") == before + 1

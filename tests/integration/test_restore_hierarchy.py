@@ -22,7 +22,15 @@ from tests.integration.test_restore_support import (
     start_emulator,
 )
 
-SYSTEM = {"Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById", "SystemModstamp"}
+SYSTEM = {
+    "Id",
+    "IsDeleted",
+    "CreatedDate",
+    "CreatedById",
+    "LastModifiedDate",
+    "LastModifiedById",
+    "SystemModstamp",
+}
 
 
 @pytest.fixture
@@ -57,7 +65,9 @@ def backed_up(app: Any, svc: Any, snap: Any, obj: str, rid: str) -> dict:
     return lk.record
 
 
-def assert_matches_backup(app: Any, svc: Any, org: Any, snap: Any, obj: str, old_id: str, id_map: dict) -> str:
+def assert_matches_backup(
+    app: Any, svc: Any, org: Any, snap: Any, obj: str, old_id: str, id_map: dict
+) -> str:
     """The live record restored from ``old_id`` has every createable field of the backup, with
     references mapped through ``id_map`` (or unchanged when the referenced record survived)."""
     new_id = id_map[old_id[:15]]
@@ -86,8 +96,20 @@ def assert_matches_backup(app: Any, svc: Any, org: Any, snap: Any, obj: str, old
 
 def test_deleted_hierarchy_is_recreated_with_consistent_lookups(world):
     app, emu, org, h, snap = world
-    before = {o: len(live(org, o)) for o in ("Account", "Contact", "Opportunity", "OpportunityLineItem", "Case",
-                                             "CaseComment", "Task", "ContentVersion", "Attachment")}
+    before = {
+        o: len(live(org, o))
+        for o in (
+            "Account",
+            "Contact",
+            "Opportunity",
+            "OpportunityLineItem",
+            "Case",
+            "CaseComment",
+            "Task",
+            "ContentVersion",
+            "Attachment",
+        )
+    }
     delete_hierarchy(org, h)
     assert h.account not in live(org, "Account")
 
@@ -134,8 +156,9 @@ def test_dry_run_lists_every_write_and_writes_nothing(world):
     counts = {o: len(live(org, o)) for o in ("Account", "Contact", "Case", "Task")}
     used = emu.usage.used
     svc, _ = restore_kit(app, ORG)
-    report = svc.run(RestoreRequest(org=ORG, object_name="Account", ids=(h.account,), with_children=True,
-                                    dry_run=True))
+    report = svc.run(
+        RestoreRequest(org=ORG, object_name="Account", ids=(h.account,), with_children=True, dry_run=True)
+    )
     assert report.status is JobStatus.COMPLETED and not report.results
     lines = [p.line() for p in report.planned]
     assert sum(1 for p in report.planned if p.object_name == "Contact" and p.operation == "insert") == 2
@@ -157,8 +180,10 @@ class Crash(Exception):
 @pytest.mark.parametrize("when", ["before-write", "after-write"])
 def test_crashed_restore_resumes_without_duplicates(world, when):
     app, emu, org, h, snap = world
-    before = {o: len(live(org, o)) for o in ("Account", "Contact", "Opportunity", "Case", "Task",
-                                             "CaseComment", "ContentVersion")}
+    before = {
+        o: len(live(org, o))
+        for o in ("Account", "Contact", "Opportunity", "Case", "Task", "CaseComment", "ContentVersion")
+    }
     delete_hierarchy(org, h)
     seen = {"n": 0}
 
@@ -197,7 +222,10 @@ def test_expired_sessions_and_503s_are_survived(world):
     assert report.status is JobStatus.COMPLETED, report.message
     assert all(r.success for r in report.results)
     assert writer.source.logins >= 2 and writer.source.retries > 0
-    assert len([c for c in live(org, "Contact").values() if c["AccountId"] == report.id_map[h.account[:15]]]) == 2
+    assert (
+        len([c for c in live(org, "Contact").values() if c["AccountId"] == report.id_map[h.account[:15]]])
+        == 2
+    )
 
 
 def test_exhausted_allowance_pauses_then_resumes(world):
@@ -251,8 +279,9 @@ def test_connection_dropped_after_an_insert_creates_nothing_twice(world):
     before = {o: len(live(org, o)) for o in ("Account", "Contact", "Opportunity", "Case", "Task")}
     delete_hierarchy(org, h)
     # the server applies the Contacts insert, then the connection drops mid-answer
-    rule = FaultRule(pattern=r"/composite/sobjects$", method="POST", count=1, action=RuleAction.DROP,
-                     drop_after_bytes=10)
+    rule = FaultRule(
+        pattern=r"/composite/sobjects$", method="POST", count=1, action=RuleAction.DROP, drop_after_bytes=10
+    )
     emu.faults.rules.append(rule)
     svc, _ = restore_kit(app, ORG)
     report = svc.run(RestoreRequest(org=ORG, object_name="Account", ids=(h.account,), with_children=True))

@@ -21,9 +21,18 @@ def big(tmp_path_factory):
 
     org = Org()
     with org.transaction():
-        ids = [org.create("Account", {"Name": f"Customer {i:05d}", "Rating": RATINGS[i % 3],
-                                      "Phone": f"+41 44 {i:06d}", "Industry": "Retail"})
-               for i in range(N + 500)]
+        ids = [
+            org.create(
+                "Account",
+                {
+                    "Name": f"Customer {i:05d}",
+                    "Rating": RATINGS[i % 3],
+                    "Phone": f"+41 44 {i:06d}",
+                    "Industry": "Retail",
+                },
+            )
+            for i in range(N + 500)
+        ]
     emu = start_emulator(org)
     app = make_app(tmp_path_factory.mktemp("revert"), chunk_records=5000, chunk_bytes=8 * 1024 * 1024)
     connect(app, emu)
@@ -47,8 +56,15 @@ def test_mass_corruption_reverted_field_by_field(big):
 
     svc, writer = restore_kit(app, ORG)
     calls = writer.calls
-    report = svc.run(RestoreRequest(org=ORG, object_name="Account", mode=RestoreMode.REVERT_FIELDS,
-                                    snapshot_id=snap.snapshot_id, fields=("Rating",)))
+    report = svc.run(
+        RestoreRequest(
+            org=ORG,
+            object_name="Account",
+            mode=RestoreMode.REVERT_FIELDS,
+            snapshot_id=snap.snapshot_id,
+            fields=("Rating",),
+        )
+    )
     assert report.status is JobStatus.COMPLETED, report.message
     assert sum(1 for r in report.results if r.success and r.operation == "update") == N
     assert not [r for r in report.results if not r.success]
@@ -59,16 +75,26 @@ def test_mass_corruption_reverted_field_by_field(big):
     for rid in corrupted:
         a, b = after[rid], before[rid]
         assert a["Rating"] == b["Rating"]
-        assert {k: v for k, v in a.items() if k not in ("Rating", "Phone", "LastModifiedDate", "SystemModstamp")} == \
-            {k: v for k, v in b.items() if k not in ("Rating", "Phone", "LastModifiedDate", "SystemModstamp")}
+        assert {
+            k: v for k, v in a.items() if k not in ("Rating", "Phone", "LastModifiedDate", "SystemModstamp")
+        } == {
+            k: v for k, v in b.items() if k not in ("Rating", "Phone", "LastModifiedDate", "SystemModstamp")
+        }
     assert after[corrupted[7]]["Phone"] == "+1 555 0100", "a field not asked for was reverted"
     assert all(after[r]["Phone"] == before[r]["Phone"] for r in corrupted if r != corrupted[7])
     # records that were not corrupted were not written at all
     assert all(after[r]["SystemModstamp"] == stamp[r] for r in untouched)
 
     # running it again finds nothing to do
-    again = restore_kit(app, ORG)[0].run(RestoreRequest(org=ORG, object_name="Account", mode=RestoreMode.REVERT_FIELDS,
-                                                         snapshot_id=snap.snapshot_id, fields=("Rating",)))
+    again = restore_kit(app, ORG)[0].run(
+        RestoreRequest(
+            org=ORG,
+            object_name="Account",
+            mode=RestoreMode.REVERT_FIELDS,
+            snapshot_id=snap.snapshot_id,
+            fields=("Rating",),
+        )
+    )
     assert again.status is JobStatus.COMPLETED and not again.results
 
 
@@ -76,8 +102,16 @@ def test_revert_dry_run_shows_only_changed_fields(big):
     app, emu, org, ids, snap = big
     org.update("Account", ids[-1], {"Industry": "Banking", "Phone": "000"})
     svc, _ = restore_kit(app, ORG)
-    report = svc.run(RestoreRequest(org=ORG, object_name="Account", mode=RestoreMode.REVERT_FIELDS,
-                                    snapshot_id=snap.snapshot_id, ids=(ids[-1],), dry_run=True))
+    report = svc.run(
+        RestoreRequest(
+            org=ORG,
+            object_name="Account",
+            mode=RestoreMode.REVERT_FIELDS,
+            snapshot_id=snap.snapshot_id,
+            ids=(ids[-1],),
+            dry_run=True,
+        )
+    )
     [planned] = report.planned
     assert planned.operation == "update" and planned.target_id == ids[-1]
     assert dict(planned.values) == {"Industry": "Retail", "Phone": f"+41 44 {N + 499:06d}"}
@@ -99,8 +133,14 @@ def test_restore_into_another_org(tmp_path):
         snap = app.backup_service().run_backup(ORG).snapshot
         target = connect(app, other, name="sandbox")
         svc, writer = restore_kit(app, ORG, target_conn=target)
-        req = RestoreRequest(org=ORG, object_name="Account", ids=(h.account,), with_children=True,
-                             target="sandbox", snapshot_id=snap.snapshot_id)
+        req = RestoreRequest(
+            org=ORG,
+            object_name="Account",
+            ids=(h.account,),
+            with_children=True,
+            target="sandbox",
+            snapshot_id=snap.snapshot_id,
+        )
         with pytest.raises(RestoreRefused, match=r"Account\.Region__c") as refused:
             svc.run(req)
         assert "--skip-missing-fields" in str(refused.value)
@@ -120,7 +160,8 @@ def test_restore_into_another_org(tmp_path):
         boss = next(c for c in contacts if c["LastName"] == "Boss")
         assert next(c for c in contacts if c["LastName"] == "Minion")["ReportsToId"] == boss["Id"]
         assert {li["OpportunityId"] for li in other.org.true_records("OpportunityLineItem")} == {
-            report.id_map[o[:15]] for o in h.opportunities}
+            report.id_map[o[:15]] for o in h.opportunities
+        }
         assert writer.org_id() == other.org.org_id != src.org_id
         # owners from the source org do not exist there: noted, and left to the target's default
         assert any("OwnerId" in r.note for r in report.results)
@@ -141,8 +182,14 @@ def test_upsert_by_external_id_is_idempotent(tmp_path):
         connect(app, emu)
         app.backup_service().run_backup(ORG)
         target = connect(app, other, name="sandbox")
-        req = RestoreRequest(org=ORG, object_name="Account", mode=RestoreMode.UPSERT, external_id_field="External_Id__c",
-                             where="External_Id__c ^ OTH", target="sandbox")
+        req = RestoreRequest(
+            org=ORG,
+            object_name="Account",
+            mode=RestoreMode.UPSERT,
+            external_id_field="External_Id__c",
+            where="External_Id__c ^ OTH",
+            target="sandbox",
+        )
         for _ in range(2):
             svc, _w = restore_kit(app, ORG, target_conn=target)
             report = svc.run(req)

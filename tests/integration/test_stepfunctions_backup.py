@@ -7,17 +7,12 @@ committed snapshot equals the org's true state.
 
 from __future__ import annotations
 
-import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 pytest.importorskip("aws_cdk")
-
-from moto import mock_aws  # noqa: E402
 
 from tests.infra import sfn_harness as h  # noqa: E402
 
@@ -28,106 +23,21 @@ CONTEXT: dict[str, Any] = {
     "mapConcurrency": 3,
     "extractTimeBudgetSeconds": 60,
 }
-HANDLER_ENV = {
-    "ORGVAULT_MODE": "aws",
-    "ORGVAULT_CHUNK_RECORDS": "60",  # several chunks per object
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_METRICS_NAMESPACE": "OrgVault",
-    "POWERTOOLS_SERVICE_NAME": "orgvault",
-    "AWS_DEFAULT_REGION": h.REGION,
-    "AWS_REGION": h.REGION,
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-}
 
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    from tests.infra.conftest import synthesize
-
-    return synthesize(CONTEXT, tempfile.mkdtemp(prefix="cdk.out-")).template_json
-
-
-def _fast_source_factory() -> Any:
-    from orgvault.adapters.salesforce import SimpleSalesforceSource
-
-    def make(conn: Any, creds: dict[str, str]) -> Any:
-        return SimpleSalesforceSource(
-            conn, creds, sleep=lambda _s: None, backoff_base=0.001, bulk_poll_seconds=1.0,
-            rest_batch_size=200, bulk_page_records=150,
-        )
-
-    return make
+    return h.synthesized(CONTEXT)
 
 
 @pytest.fixture
 def cloud(template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """moto with the stack's data resources created as the template declares them, an App wired like
-    the handlers' cold start, and the backup workflow deployed with its tasks dispatched to handlers."""
-    import boto3
-
-    from functions import _runtime
-    from orgvault.adapters.aws_dynamodb import create_catalog_table
-    from orgvault.bootstrap import open_app
-    from orgvault.settings import Settings
-
-    for k, v in HANDLER_ENV.items():
-        monkeypatch.setenv(k, v)
-    # moto's interpreter logs every caught task failure with its whole parse tree
-    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
-        session = boto3.Session(region_name=h.REGION)
-        s3 = session.client("s3")
-        bucket_props = next(iter(h.resources_of_type(template, "AWS::S3::Bucket").values()))  # any; we need the vault's
-        vault_props = next(
-            r["Properties"]
-            for r in h.resources_of_type(template, "AWS::S3::Bucket").values()
-            if r["Properties"].get("ObjectLockEnabled") and "LoggingConfiguration" in r["Properties"]
-            and r["Properties"]["LoggingConfiguration"].get("LogFilePrefix") == "vault/"
-        )
-        assert bucket_props
-        bucket = "orgvault-vault-test"
-        s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=vault_props["ObjectLockEnabled"])
-        table_props = next(iter(h.resources_of_type(template, "AWS::DynamoDB::Table").values()))["Properties"]
-        assert {k["AttributeName"] for k in table_props["KeySchema"]} == {"PK", "SK"}
-        table = "orgvault-catalog-test"
-        create_catalog_table(session.client("dynamodb"), table)
-        kms = session.client("kms")
-        key = kms.create_key(Description="org key")["KeyMetadata"]["KeyId"]
-        alias = next(
-            r["Properties"]["AliasName"]
-            for r in h.resources_of_type(template, "AWS::KMS::Alias").values()
-            if r["Properties"]["AliasName"].endswith(f"/{ORG}")
-        )
-        kms.create_alias(AliasName=alias, TargetKeyId=key)
-        monkeypatch.setenv("ORGVAULT_BUCKET", bucket)
-        monkeypatch.setenv("ORGVAULT_TABLE", table)
-
-        def factory() -> Any:
-            # steps hand back a cursor after ~50 ms, so the Extract → Status → Extract loop runs
-            return open_app(Settings.from_env(step_seconds=0.05), source_factory=_fast_source_factory())
-
-        _runtime.reset(factory)
-        app = factory()
-        deployed = h.deploy_workflow(template, "BackupStateMachine", session=session)
-        try:
-            with h.dispatch_to_handlers(deployed):
-                yield {"session": session, "app": app, "deployed": deployed}
-        finally:
-            _runtime.reset()
-            app.close()
+    with h.moto_cloud(template, monkeypatch, ORG) as env:
+        yield env
 
 
 def _connect(app: Any, emu: Any) -> None:
-    from orgvault.services.orgs import connect_org
-
-    facts = emu.facts
-    connect_org(
-        catalog=app.catalog, keys=app.keys, secrets=app.secrets, name=ORG,
-        instance_url=facts.instance_url, login_url=facts.login_url, auth_method="client-credentials",
-        credentials={"client_id": facts.client_id, "client_secret": facts.client_secret},
-        test_login=app.make_source,
-    )
+    h.connect(app, emu, ORG)
 
 
 def _assert_snapshot_equals_org(app: Any, emu: Any) -> Any:
@@ -141,9 +51,7 @@ def _assert_snapshot_equals_org(app: Any, emu: Any) -> Any:
 
 def _states_entered(execution: dict[str, Any]) -> list[str]:
     return [
-        e["stateEnteredEventDetails"]["name"]
-        for e in execution["history"]
-        if "stateEnteredEventDetails" in e
+        e["stateEnteredEventDetails"]["name"] for e in execution["history"] if "stateEnteredEventDetails" in e
     ]
 
 
@@ -194,7 +102,9 @@ def test_a_run_that_fails_midway_is_marked_resumable_and_the_next_run_resumes_it
     def break_after_some_chunks(event: dict[str, Any]) -> None:
         calls["n"] += 1
         if calls["n"] >= 6:  # a permanent error once several chunks are committed
-            raise SalesforceRequestError("injected: the query was refused", error_code="MALFORMED_QUERY", status=400)
+            raise SalesforceRequestError(
+                "injected: the query was refused", error_code="MALFORMED_QUERY", status=400
+            )
 
     deployed.before["backup_extract"] = break_after_some_chunks
     failed = h.run_execution(cloud["session"], deployed.state_machine_arn, {"org": ORG})
@@ -256,4 +166,3 @@ def test_unknown_org_fails_at_start_without_a_run(cloud):
     assert execution["status"] == "FAILED"
     assert "StartFailed" in _states_entered(execution)
     assert _handlers_called(cloud["deployed"]) == ["backup_start"]
-    assert os.environ["ORGVAULT_MODE"] == "aws"

@@ -134,3 +134,28 @@ def test_step_results_and_plans_serialize_for_step_functions():
     assert json.loads(json.dumps(plan.to_json()))["objects"] == ["Account"]
     assert json.loads(json.dumps(step.to_json())) | {} == step.to_json()
     assert step.to_json()["status"] == "wait" and step.to_json()["wait_seconds"] == 5
+
+
+def test_chunk_ids_match_full_decoding():
+    """The fast Id reader used for counts and reconciliation agrees with decoding whole rows."""
+    from orgvault.domain.chunks import decode_chunk, encode_records
+    from orgvault.services.backup_glue import chunk_ids
+
+    records = [
+        {"Id": f"001000000000{i:03d}AAA", "Name": f'a, "quoted" [{i}]', "N": i, "X": None} for i in range(50)
+    ]
+    enc = encode_records(records)
+
+    from types import SimpleNamespace
+
+    Ref = SimpleNamespace(key="k", records=len(records))  # noqa: N806
+
+    class FakeVault:
+        def read_chunk_payload(self, org, obj, ref):
+            return enc.payload
+
+    assert chunk_ids(FakeVault(), "o", "Account", Ref) == [r["Id"] for r in decode_chunk(enc.payload)]
+    tombs = encode_records([{"Id": "001000000000001AAA", "deletedDate": None}])
+    Ref.records = 1
+    FakeVault.read_chunk_payload = lambda self, o, b, r: tombs.payload
+    assert chunk_ids(FakeVault(), "o", "Account", Ref) == ["001000000000001AAA"]
