@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orgvault.constants import ENV_VAULT_KMS_KEY
 from orgvault.domain.models import OrgConnection
 from orgvault.errors import ConfigError
 from orgvault.ports import Catalog, KeyProvider, ObjectStore, SalesforceSource, SecretStore
@@ -156,10 +157,11 @@ def _open_aws(settings: Settings, source_factory: SourceFactory | None = None) -
 
     if not settings.aws.bucket or not settings.aws.table:
         raise ConfigError("AWS mode needs ORGVAULT_BUCKET and ORGVAULT_TABLE")
-    store: Any = S3ObjectStore(settings.aws.bucket)  # type: ignore[call-arg]
-    keys: Any = KmsKeyProvider()  # type: ignore[call-arg]
-    catalog: Any = DynamoCatalog(settings.aws.table)  # type: ignore[call-arg]
-    secrets: Any = SecretsManagerSecretStore()  # type: ignore[call-arg]
+    sse_key = settings.aws.values.get(ENV_VAULT_KMS_KEY) or None
+    store: Any = S3ObjectStore(settings.aws.bucket, kms_key_id=sse_key)
+    keys: Any = KmsKeyProvider()
+    catalog: Any = DynamoCatalog(settings.aws.table)
+    secrets: Any = SecretsManagerSecretStore()
     return App(
         settings=settings,
         store=store,

@@ -117,7 +117,7 @@ class Settings:
             bucket=env.get("ORGVAULT_BUCKET", ""),
             table=env.get("ORGVAULT_TABLE", ""),
             region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "")),
-            values={k: v for k, v in env.items() if k.startswith("ORGVAULT_") and "KEY" not in k},
+            values={k: v for k, v in env.items() if k.startswith("ORGVAULT_") and k != "ORGVAULT_MASTER_KEY"},
         )
         settings = cls(mode=mode, home=home, master_key=master_key, backup=backup, aws=aws)
         backup_overrides = {k: v for k, v in overrides.items() if hasattr(BackupSettings, k)}

@@ -8,8 +8,8 @@ Contract:
 - Errors become ``{"error", "message", "status"}`` with the status from
   :data:`orgvault.api.errors.STATUS_TABLE`; request validation failures are 422 with ``detail``.
   Nothing else (stack traces, exception text of non-orgvault errors) reaches a response.
-- Every restore and every decrypting read (records, record, history, diff, objects, verify) writes an
-  audit line with the caller's identity (:mod:`orgvault.api.audit`), also when refused.
+- Every restore and every decrypting read (records, record, history, diff, objects, verify, restore
+  plans/status/results — the journal is encrypted) writes an audit line with the caller's identity (:mod:`orgvault.api.audit`), also when refused.
 - Requests are handled one at a time per instance (Powertools keeps the current event per class).
 """
 
@@ -473,18 +473,27 @@ class OrgVaultApi:
         @r.get("/v1/orgs/<org>/restores", summary="restores of an org, newest first", responses=ok(m.RestoreList),
                tags=["restores"])
         def list_restores(org: ORG, limit: LIMIT = DEFAULT_LIMIT, next_token: TOKEN = None) -> m.RestoreList:
-            api.allow(org, Role.VIEWER)
-            app.catalog.get_org(org)
-            ids, nxt = page(api.desk.list_ids(org), next_token, limit)
-            return m.RestoreList(items=[_restore_out(api.desk.get(org, i), plan=False) for i in ids],
-                                 next_token=nxt)
+            who = api.allow(org, Role.VIEWER, "restores.list")
+
+            def run() -> Any:
+                app.catalog.get_org(org)
+                ids, nxt = page(api.desk.list_ids(org), next_token, limit)
+                out = m.RestoreList(items=[_restore_out(api.desk.get(org, i), plan=False) for i in ids],
+                                    next_token=nxt)
+                return out, {"count": len(out.items)}
+
+            return api.audited("restores.list", org, who, run)
 
         @r.get("/v1/orgs/<org>/restores/<restore_id>", summary="a restore's status and plan", responses=ok(m.RestoreOut),
                tags=["restores"])
         def get_restore(org: ORG, restore_id: Annotated[str, Path(pattern=m.RUN_ID)]) -> m.RestoreOut:
-            api.allow(org, Role.VIEWER)
-            app.catalog.get_org(org)
-            return _restore_out(api.desk.get(org, restore_id))
+            who = api.allow(org, Role.VIEWER, "restores.get", restore_id=restore_id)
+
+            def run() -> Any:
+                app.catalog.get_org(org)
+                return _restore_out(api.desk.get(org, restore_id))
+
+            return api.audited("restores.get", org, who, run, restore_id=restore_id)
 
         @r.post("/v1/orgs/<org>/restores/<restore_id>/approve", summary="approve a planned restore: it runs",
                 responses=ok(m.RestoreOut, 202, "Accepted"), tags=["restores"])
@@ -521,14 +530,18 @@ class OrgVaultApi:
                responses=ok(m.RestoreResultPage), tags=["restores"])
         def restore_results(org: ORG, restore_id: Annotated[str, Path(pattern=m.RUN_ID)],
                             limit: LIMIT = DEFAULT_LIMIT, next_token: TOKEN = None) -> m.RestoreResultPage:
-            api.allow(org, Role.VIEWER)
-            app.catalog.get_org(org)
-            view = api.desk.get(org, restore_id)
-            items, nxt = page(view.results, next_token, limit)
-            return m.RestoreResultPage(restore_id=restore_id, status=view.status, next_token=nxt, items=[
-                m.RestoreResultOut(operation=str(x.get("operation")), source_id=str(x.get("source_id")),
-                                   success=bool(x.get("success")), target_id=x.get("id"),
-                                   errors=[str(e) for e in x.get("errors") or []]) for x in items])
+            who = api.allow(org, Role.VIEWER, "restores.results", restore_id=restore_id)
+
+            def run() -> Any:
+                app.catalog.get_org(org)
+                view = api.desk.get(org, restore_id)
+                items, nxt = page(view.results, next_token, limit)
+                return m.RestoreResultPage(restore_id=restore_id, status=view.status, next_token=nxt, items=[
+                    m.RestoreResultOut(operation=str(x.get("operation")), source_id=str(x.get("source_id")),
+                                       success=bool(x.get("success")), target_id=x.get("id"),
+                                       errors=[str(e) for e in x.get("errors") or []]) for x in items])
+
+            return api.audited("restores.results", org, who, run, restore_id=restore_id)
 
         # --- verify ---------------------------------------------------------------------------------
         @r.post("/v1/orgs/<org>/verify", summary="re-read and authenticate a snapshot", responses=ok(m.VerifyOut),

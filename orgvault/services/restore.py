@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -51,6 +52,7 @@ from orgvault.errors import (
     ApiBudgetExhausted,
     ConfigError,
     PermanentError,
+    RetryableError,
     SalesforceUnavailable,
     WriteMaybeApplied,
 )
@@ -67,6 +69,10 @@ Record = dict[str, Any]
 # first ContentVersion) or not data.
 NOT_WRITTEN = frozenset({"ContentDocument"})
 FILE_BODY_FIELDS = {"ContentVersion": "VersionData", "Attachment": "Body", "Document": "Body"}
+
+
+class TimeBudgetUsed(RetryableError):
+    """A restore step used its time budget; the job continues in the next step (not a failure)."""
 
 
 class RestoreRefused(PermanentError):
@@ -149,6 +155,7 @@ class RestoreReport:
     message: str = ""
     api_calls: int = 0
     id_map: dict[str, str] = field(default_factory=dict)
+    more: bool = False  # paused only because the step's time budget was used: call again
 
     def counts(self) -> dict[str, int]:
         c: dict[str, int] = defaultdict(int)
@@ -196,13 +203,26 @@ class RestoreService:
         self._absent: dict[str, set[str]] = defaultdict(set)
         self._backup_fields: dict[str, list[str]] = {}
         self._job_new_ids: list[str] = []
-        self._claimed: set[str] = set()  # target ids already claimed by reconciliation in this run
+        self._claimed: set[str] = set()
+        self._source_prefixes: dict[str, str] = {}
+        self._deadline: float | None = None
+        self._wrote = False  # target ids already claimed by reconciliation in this run
 
     # --- entry point -------------------------------------------------------------------------------
 
-    def run(self, request: RestoreRequest | None = None, *, job_id: str | None = None) -> RestoreReport:
+    def run(
+        self,
+        request: RestoreRequest | None = None,
+        *,
+        job_id: str | None = None,
+        time_budget_s: float | None = None,
+    ) -> RestoreReport:
         """Run (or, with ``job_id``, resume) a restore. Returns its report; the job is left
-        ``paused`` (resumable) when the API budget runs out or Salesforce stays unavailable."""
+        ``paused`` (resumable) when the API budget runs out or Salesforce stays unavailable, or —
+        with ``time_budget_s`` (a Lambda step) — once that many seconds have passed (at least one
+        batch is written per call, so repeated calls always progress; ``report.more`` is then true)."""
+        self._deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
+        self._wrote = False
         state: JobState | None = None
         if job_id:
             if self.journal is None:
@@ -213,6 +233,8 @@ class RestoreService:
             raise ConfigError("a restore needs a request or a job id to resume")
         snap = self.snapshots.resolve(request.org, request.snapshot_id, request.at)
         manifest = self.snapshots.manifest(snap)
+        self._source_prefixes = self.snapshots.key_prefixes(manifest)
+        self._prefixes = None
         if state is None and not request.dry_run:
             if self.journal is None:
                 raise ConfigError("a restore that writes needs a journal")
@@ -246,6 +268,7 @@ class RestoreService:
         except (_Interrupted, ApiBudgetExhausted, SalesforceUnavailable) as exc:
             cause = exc.cause if isinstance(exc, _Interrupted) else exc
             report.status = JobStatus.PAUSED
+            report.more = isinstance(cause, TimeBudgetUsed)
             report.message = (
                 f"{cause} — restore job {report.job_id} is paused; run it again with "
                 f"`orgvault restore {request.org} --resume {report.job_id}` to continue"
@@ -352,10 +375,13 @@ class RestoreService:
         return self._schemas[obj]
 
     def _key_prefixes(self) -> dict[str, str]:
+        """Key prefix -> object for the ids in the backup: the target's describeGlobal, overridden
+        by what the snapshot itself shows (custom objects get different prefixes in each org)."""
         if self._prefixes is None:
             self._prefixes = {
                 str(o["keyPrefix"]): str(o["name"]) for o in self.target.list_objects() if o.get("keyPrefix")
             }
+            self._prefixes.update(self._source_prefixes)
         return self._prefixes
 
     def _check_fields(self, selection: Mapping[str, Mapping[str, Record]], request: RestoreRequest) -> None:
@@ -445,6 +471,11 @@ class RestoreService:
         """Journal intent, write, journal results. Budget/availability errors become _Interrupted."""
         payloads = payloads if payloads is not None else [dict(w.values) for w in writes]
         assert state is not None and self.journal is not None
+        if self._deadline is not None and time.monotonic() > self._deadline and self._wrote:
+            raise _Interrupted(
+                TimeBudgetUsed("the step's time budget is used; continue the job in the next step")
+            )
+        self._wrote = True
         fields = sorted({k for p in payloads for k in p if k != "Id"})
         batch = self.journal.intent(
             state,
@@ -624,13 +655,15 @@ class RestoreService:
                 continue
             self._prefetch_exists((obj, rid) for rid in recs)
         todo: dict[str, list[Record]] = {}
+        earlier: dict[str, list[Record]] = defaultdict(list)
         for obj, recs in selection.items():
             if obj in NOT_WRITTEN:
                 continue
             pending = []
             for k, r in recs.items():
                 if k in ids:
-                    continue  # restored by an earlier run of this job
+                    earlier[obj].append(r)  # inserted by an earlier run of this job
+                    continue
                 if self._exists_in_target(obj, r["Id"]) and not self._orphan_version(obj, r):
                     report.skipped.append(RecordResult(obj, "insert", r["Id"], True, r["Id"], note="exists"))
                     continue
@@ -644,8 +677,10 @@ class RestoreService:
                     report.skipped.append(
                         RecordResult(o, "insert", r["Id"], False, note="object-not-createable")
                     )
-        plan = plan_order({o: self._schema(o) for o in objects}, objects)
-        order = list(plan.order)
+        # one plan over everything the job inserts (earlier runs included): the same deferred fields
+        planned = sorted(set(objects) | {o for o in earlier if self._schema(o).createable})
+        plan = plan_order({o: self._schema(o) for o in planned}, planned)
+        order = [o for o in plan.order if o in todo and o in objects]
         if "ContentDocumentLink" in order and "ContentVersion" in order:
             # a link needs the document its version upload creates (ContentDocument is not written)
             order.remove("ContentDocumentLink")
@@ -654,6 +689,7 @@ class RestoreService:
         relink: list[tuple[str, PreparedWrite]] = []
         # only references to records this job inserts need a second pass; others exist already
         inserting = {ri.id15(r["Id"]) for batch in todo.values() for r in batch}
+        inserting |= {ri.id15(r["Id"]) for batch in earlier.values() for r in batch}
         for obj in order:
             to_insert = todo[obj]
             self._prefetch_exists(self._ref_targets(obj, to_insert))
@@ -694,6 +730,22 @@ class RestoreService:
                 for w in writes:  # later objects see these as "will exist"
                     ids.add(w.source_id, f"<new id of {w.source_id}>")
             relink.extend((obj, w) for w in writes if w.deferred)
+        # records inserted by an earlier run of this job whose second pass may not have happened
+        for obj, recs_before in earlier.items():
+            deferred = plan.deferred_fields(obj)
+            if not deferred:
+                continue
+            for r in recs_before:
+                fields = [f for f in deferred if str(r.get(f) or "")[:15] in inserting]
+                if fields and not (state is not None and ("relink", ri.id15(r["Id"])) in state.done):
+                    relink.append(
+                        (
+                            obj,
+                            PreparedWrite(
+                                obj, Operation.INSERT, r["Id"], {}, deferred={f: r[f] for f in fields}
+                            ),
+                        )
+                    )
         # pass 2: self references and cycle breakers
         by_obj: dict[str, list[PreparedWrite]] = defaultdict(list)
         for obj, w in relink:

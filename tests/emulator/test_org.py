@@ -638,3 +638,19 @@ def test_keyset_paging_with_case_insensitive_ties_and_nulls(org):
         assert len(got) == 7 and got[0][1] == expect_first
         sites = [s.lower() for _, s in got if s is not None]
         assert sites == sorted(sites, reverse="DESC" in soql)
+
+
+def test_replication_id_cap(org, monkeypatch):
+    import salesforce_emulator.org as org_module
+
+    monkeypatch.setattr(org_module, "REPLICATION_ID_LIMIT", 2)
+    ids = [org.create("Account", {"Name": f"a{i}"}) for i in range(3)]
+    org.clock.advance(120)
+    now = org.clock.now()
+    assert err(org.get_updated, "Account", T0, now).error_code == "EXCEEDED_ID_LIMIT"
+    for rid in ids:
+        org.delete("Account", rid)
+    org.clock.advance(120)
+    assert err(org.get_deleted, "Account", T0, org.clock.now()).error_code == "EXCEEDED_ID_LIMIT"
+    monkeypatch.setattr(org_module, "REPLICATION_ID_LIMIT", 3)
+    assert len(org.get_deleted("Account", T0, org.clock.now())["deletedRecords"]) == 3

@@ -83,8 +83,8 @@ def test_matrix(world, route, caller, org_kind):
     if method == "POST" and r.status_code >= 400:
         # nothing was planned/approved/started: no restore job appeared for the refused call
         assert not any(a["outcome"] == "ok" and a["action"].startswith("restores") for a in world.audits()[before:])
-    if name in ("browse", "record", "history", "diff", "objects", "plan-restore", "approve-restore", "verify") \
-            and caller is not None:
+    if name in ("browse", "record", "history", "diff", "objects", "plan-restore", "approve-restore", "verify",
+                "list-restores", "get-restore", "restore-results") and caller is not None:
         lines = world.audits()[before:]
         assert lines, "decrypting reads and restores are audited"
         assert lines[-1]["principal"]["name"] == f"{caller}-user"

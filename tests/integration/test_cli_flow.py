@@ -206,3 +206,57 @@ def test_demo_small(capsys, tmp_path):
     assert summary["incremental"]["api_calls"] < summary["full"]["api_calls"] * 2
     assert summary["files"] > 0
     assert "summary" in out.err
+
+
+@pytest.mark.parametrize("auth", ["jwt", "password", "refresh-token"])
+def test_org_add_with_each_auth_flow(home_env, emulator, jwt_private_key, auth, capsys, tmp_path):
+    home, env = home_env
+    facts = emulator.facts
+    run(["init"], env)
+    args = [
+        "org",
+        "add",
+        "acme",
+        "--instance-url",
+        facts.instance_url,
+        "--login-url",
+        facts.login_url,
+        "--auth",
+        auth,
+        "--json",
+    ]
+    stdin = ""
+    if auth == "jwt":
+        pem = tmp_path / "server.key"
+        pem.write_text(jwt_private_key)
+        args += [
+            "--consumer-key",
+            facts.client_id,
+            "--username",
+            facts.username,
+            "--private-key-file",
+            str(pem),
+        ]
+    elif auth == "password":
+        args += ["--username", facts.username, "--secret-stdin"]
+        stdin = facts.password + "\n"
+    else:
+        env = {**env, "ORGVAULT_SF_REFRESH_TOKEN": facts.refresh_token}
+        args += ["--client-id", facts.client_id]
+    code = run(args, env, stdin=stdin)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert json.loads(out.out)["salesforce_org_id"] == facts.org_id
+    for secret in (facts.password, facts.refresh_token, "PRIVATE KEY"):
+        assert secret not in out.out + out.err
+
+
+def test_damaged_key_file_is_a_clear_error(home_env, capsys):
+    home, env = home_env
+    run(["init"], env)
+    (home / "keys.json").write_text("garbage")
+    before = sorted(p.name for p in home.rglob("*"))
+    assert run(["org", "list"], env) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "key file" in err and "Traceback" not in err
+    assert sorted(p.name for p in home.rglob("*")) == before

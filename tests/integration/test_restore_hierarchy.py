@@ -173,6 +173,14 @@ def test_dry_run_lists_every_write_and_writes_nothing(world):
     assert not list(app.store.list(f"orgs/{ORG}/restores/"))
 
 
+def assert_self_references(org: Any, h: Any, id_map: dict) -> None:
+    """The second pass happened: self references point at the new records."""
+    boss, minion = (id_map[c[:15]] for c in h.contacts)
+    assert live(org, "Contact")[minion]["ReportsToId"] == boss
+    c1, c2 = (id_map[c[:15]] for c in h.cases)
+    assert live(org, "Case")[c2]["ParentId"] == c1
+
+
 class Crash(Exception):
     pass
 
@@ -201,6 +209,7 @@ def test_crashed_restore_resumes_without_duplicates(world, when):
     report = svc2.run(job_id=job)
     assert report.status is JobStatus.COMPLETED, report.message
     assert {o: len(live(org, o)) for o in before} == before, "a resumed restore duplicated records"
+    assert_self_references(org, h, svc2.journal.load(job).id_map)
     new_acc = report.id_map[h.account[:15]]
     assert sum(1 for c in live(org, "Contact").values() if c["AccountId"] == new_acc) == 2
     if when == "after-write":
@@ -289,3 +298,26 @@ def test_connection_dropped_after_an_insert_creates_nothing_twice(world):
     assert all(r.success for r in report.results), [r for r in report.results if not r.success]
     assert rule.count == 0, "the fault fired"
     assert {o: len(live(org, o)) for o in before} == before
+
+
+def test_restore_in_time_boxed_steps_like_a_lambda(world):
+    app, emu, org, h, snap = world
+    before = {
+        o: len(live(org, o)) for o in ("Account", "Contact", "Opportunity", "Case", "Task", "CaseComment")
+    }
+    delete_hierarchy(org, h)
+    svc, _ = restore_kit(app, ORG, batch_size=2)
+    report = svc.run(
+        RestoreRequest(org=ORG, object_name="Account", ids=(h.account,), with_children=True), time_budget_s=0
+    )
+    steps = 1
+    while report.more:
+        assert report.status is JobStatus.PAUSED
+        svc, _ = restore_kit(app, ORG, batch_size=2)
+        report = svc.run(job_id=report.job_id, time_budget_s=0)
+        steps += 1
+        assert steps < 40
+    assert report.status is JobStatus.COMPLETED, report.message
+    assert steps > 5, "every step wrote one batch and handed over"
+    assert {o: len(live(org, o)) for o in before} == before
+    assert_self_references(org, h, svc.journal.load(report.job_id).id_map)
