@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -332,7 +333,11 @@ PRICES = {
     "lambda_per_m_requests": 0.20,
     "secret_month": 0.40,  # per secret per month
     "secrets_per_10k": 0.05,  # API calls per 10,000
+    "cw_metric_month": 0.30,  # CloudWatch custom metric per month (first 10,000 metrics)
 }
+#: Assumptions for what the emulator does not exercise (see monthly_cost).
+BULK_WAITS = {"full": 240, "incremental": 60}
+STEP_BUDGET_S = 600.0  # infra_cdk config extractTimeBudgetSeconds default
 
 
 def _per_run(results: list[dict[str, Any]], phase: str, key: str, records: int) -> tuple[float, str]:
@@ -441,6 +446,22 @@ def monthly_cost(results: list[dict[str, Any]], *, org_records: int = 10_000_000
                  f"= {full_s:,.0f} s; incremental {inc_share:.1%} of that = {inc_s:,.0f} s; month 1 = ({full_s:,.0f} + "
                  f"{n_inc} x {inc_s:,.0f}) s x {mem:.3f} GB = {model:,.0f} GB-s")
     cost("Lambda compute", model, P["lambda_gb_s_arm"], 1, "GB-s")
+    # What the emulator cannot show: Bulk API jobs that take minutes (the workflow polls them with
+    # WaitForBulk loops, ``bulk_poll_seconds`` = 5 s) and objects that outlast one step's time budget.
+    budget = STEP_BUDGET_S
+    extra_steps = math.ceil(full_s / budget) + n_inc * math.ceil(inc_s / budget)
+    waits = BULK_WAITS["full"] + n_inc * BULK_WAITS["incremental"]
+    lines.append(f"- Not seen with the emulator: Bulk polling, assumed {BULK_WAITS['full']} WaitForBulk loops in a full "
+                 f"run and {BULK_WAITS['incremental']} in an incremental (~20 Bulk objects x 5 s polls), 3 transitions "
+                 f"+ 1 extract invocation (~1 s) each: {BULK_WAITS['full']} + {n_inc} x {BULK_WAITS['incremental']} = "
+                 f"{waits:,} loops; steps beyond the first for the {budget:.0f} s step budget: "
+                 f"ceil({full_s:,.0f}/{budget:.0f}) + {n_inc} x ceil({inc_s:,.0f}/{budget:.0f}) = {extra_steps:,}, "
+                 "2 transitions + 1 invocation each")
+    cost("Step Functions (Bulk waits, extra steps)", 3 * waits + 2 * extra_steps, P["sfn_per_1k_transitions"],
+         1_000, "transitions")
+    cost("Lambda requests (Bulk waits, extra steps)", waits + extra_steps, P["lambda_per_m_requests"], 1_000_000,
+         "invocations")
+    cost("Lambda compute (Bulk waits)", waits * 1.0 * mem, P["lambda_gb_s_arm"], 1, "GB-s")
 
     lines.append("Storage at month-end (nothing expires within the month: Object Lock keeps every delta; "
                  "billed as GB-month, so month-end over-states the month's average):")
@@ -458,8 +479,15 @@ def monthly_cost(results: list[dict[str, Any]], *, org_records: int = 10_000_000
     cost("KMS org key", 1, P["kms_key_month"], 1, "key")
     cost("Secrets Manager secret", 1, P["secret_month"], 1, "secret")
     total = sum(totals.values())
-    lines.append(f"Total month 1: ${total:,.2f} (of which requests ${sum(v for k, v in totals.items() if 'storage' not in k and k not in ('KMS org key', 'Secrets Manager secret')):,.2f})")
-    return {"prices": P, "org_records": org_records, "days": days, "lines": lines, "items": totals, "total": total}
+    lines.append(f"Total month 1 (the services above): ${total:,.2f}")
+    lines.append("Outside that list, per org (CloudWatch, us-east-1): the functions publish 3 custom metrics with an "
+                 "org dimension (SnapshotCommitted, RunFailed, ApiUsagePercent)")
+    cost("CloudWatch custom metrics", 3, P["cw_metric_month"], 1, "metrics")
+    total_all = sum(totals.values())
+    lines.append(f"Total month 1 with CloudWatch metrics: ${total_all:,.2f}. A steady month (30 incrementals, no full): "
+                 "the full run's requests and Lambda time drop out, storage keeps growing by the incrementals' deltas.")
+    return {"prices": P, "org_records": org_records, "days": days, "lines": lines, "items": totals, "total": total,
+            "total_with_cloudwatch": total_all, "assumptions": {"bulk_waits": BULK_WAITS, "step_budget_s": budget}}
 
 
 def main(argv: list[str] | None = None) -> int:

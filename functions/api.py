@@ -1,8 +1,9 @@
 """The API Lambda: API Gateway REST proxy events → the orgvault API resolver (``orgvault.api.app``).
 
 Environment: the usual ``ORGVAULT_*`` resource names, ``ORGVAULT_BACKUP_STATE_MACHINE_ARN`` (on-demand
-backups start the workflow) and ``ORGVAULT_IAM_PRINCIPALS`` (JSON ``{"<role ARN>": ["org:acme:operator"]}``
-for machine clients on the IAM-authorised ``/iam`` resources). Approved restores run inside the request.
+backups start the backup workflow), ``ORGVAULT_RESTORE_STATE_MACHINE_ARN`` (approved restores start the
+restore workflow; without it they run inside the request) and ``ORGVAULT_IAM_PRINCIPALS`` (JSON
+``{"<role ARN>": ["org:acme:operator"]}`` for machine clients on the IAM-authorised ``/iam`` resources).
 Audit lines go to stdout (CloudWatch Logs) as one JSON object each.
 """
 
@@ -21,7 +22,7 @@ _api: Any = None
 
 
 def _build() -> Any:
-    from orgvault.adapters.aws_stepfunctions import StepFunctionsBackupLauncher
+    from orgvault.adapters.aws_stepfunctions import StepFunctionsBackupLauncher, StepFunctionsRestoreLauncher
     from orgvault.api.app import ApiContext, OrgVaultApi
     from orgvault.api.audit import AuditLog
     from orgvault.api.jobs import InlineRunner
@@ -33,9 +34,11 @@ def _build() -> Any:
             'ORGVAULT_IAM_PRINCIPALS must be JSON like {"arn:...:role/ci": ["org:acme:viewer"]}'
         ) from None
     wired = app()
+    restore_arn = os.environ.get("ORGVAULT_RESTORE_STATE_MACHINE_ARN", "")
     ctx = ApiContext(
         app=wired,
         launcher=StepFunctionsBackupLauncher(os.environ.get("ORGVAULT_BACKUP_STATE_MACHINE_ARN", "")),
+        restore_launcher=StepFunctionsRestoreLauncher(restore_arn) if restore_arn else None,
         runner=InlineRunner(),
         audit=AuditLog(sink=print),
         iam_principals=iam,

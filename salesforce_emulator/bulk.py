@@ -13,6 +13,8 @@ Contract:
 - Ingest jobs take CSV batches while ``Open`` (``PUT .../batches`` → 201), process after
   ``UploadComplete`` (+ ``bulk_delay``), and report ``successfulResults`` / ``failedResults`` /
   ``unprocessedrecords`` CSVs. In ingest CSV an empty cell leaves the field as is; ``#N/A`` sets null.
+- A job is reachable only through the API version it was created with; any other version is
+  ``409 API_ERROR`` (status documented; errorCode our choice, see :func:`_check_version`).
 - Only ``COMMA`` column delimiters are produced for query results; ``lineEnding`` is honoured by
   ``Org.render_csv``.
 """
@@ -128,6 +130,7 @@ class BulkApi:
                 return self._list(kind)
             raise _not_allowed(method, "GET, POST")
         job = self._job(parts[0], kind)
+        _check_version(job, version)
         if len(parts) == 1:
             if method == "GET":
                 return json_reply(self._info(job))
@@ -519,6 +522,21 @@ def _gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
         if out:
             yield out
     yield comp.flush()
+
+
+def _check_version(job: _Job, version: str) -> None:
+    """A job is only reachable through the API version it was created with: any other is ``409``.
+
+    Salesforce documents the status ("409 ... Check that the API version is compatible with the resource
+    you're requesting") but we could not verify the errorCode of the body; ``API_ERROR`` (a real
+    Salesforce exception code) is our choice, in the usual ``[{"errorCode", "message"}]`` shape."""
+    if float(version) != float(job.api_version):
+        raise SalesforceError(
+            409,
+            "API_ERROR",
+            f"Job {job.id} was created with API version {job.api_version} and cannot be accessed with "
+            f"version {version}",
+        )
 
 
 def _not_allowed(method: str, allowed: str) -> SalesforceError:

@@ -141,7 +141,7 @@ class RestApi:
             if method == "GET":
                 fields = req.param("fields")
                 wanted = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
-                return json_reply(org.retrieve(sobject, record_id, wanted))
+                return json_reply(org.retrieve(sobject, record_id, wanted, api_version=version))
             if method == "PATCH":
                 org.update(sobject, record_id, _record_values(req.json()))
                 return Reply(204, b"", None)
@@ -206,7 +206,7 @@ class RestApi:
                 raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
             if len(ids) > 1:
                 return json_reply([f"/services/data/v{version}/sobjects/{sobject}/{i}" for i in ids], 300)
-            return json_reply(org.retrieve(sobject, ids[0], None))
+            return json_reply(org.retrieve(sobject, ids[0], None, api_version=version))
         if method == "DELETE":
             ids = self._find_by_external_id(sobject, ext_field, value)
             if not ids:
@@ -229,13 +229,18 @@ class RestApi:
         return [str(r[0]) for r in self.org.fetch(q, None, 3).rows]
 
     # -- query --------------------------------------------------------------------------------------
-    def _batch_size(self, req: Request) -> int:
-        size = self.emu.options.default_batch_size
+    def _batch_size(self, req: Request, q: Any) -> int:
+        """Rows per page: the default (2000) or the batchSize hint (clamped to 200-2000), capped at 200
+        when the select has several long text area fields (see ServerOptions.long_text_fields)."""
+        opts = self.emu.options
+        size = opts.default_batch_size
         options = req.header("Sforce-Query-Options")
         if options:
             m = _BATCH.search(options)
             if m:
                 size = max(200, min(2000, int(m.group(1))))
+        if opts.long_text_fields is not None and q.long_text_columns >= opts.long_text_fields:
+            size = min(size, opts.long_text_batch_size)
         return size
 
     def _query(self, req: Request, version: str, *, include_deleted: bool) -> Reply:
@@ -258,7 +263,7 @@ class RestApi:
             id=self._ids.new_id("01g"),
             query=q,
             total=total,
-            batch=self._batch_size(req),
+            batch=self._batch_size(req, q),
             limit=limit,
             created=self.org.clock.now(),
         )
@@ -347,7 +352,7 @@ class RestApi:
             out = []
             for record_id in ids:
                 try:
-                    out.append(self.org.retrieve(parts[0], record_id, fields))
+                    out.append(self.org.retrieve(parts[0], record_id, fields, api_version=version))
                 except SalesforceError:
                     out.append(None)
             return json_reply(out)

@@ -70,6 +70,7 @@ CASCADES = {
     ("Attachment", "ParentId"),
     ("Note", "ParentId"),
     ("ContentVersion", "ContentDocumentId"),
+    ("Case", "AccountId"),  # deleting an account deletes its contacts, opportunities and cases
 }
 
 
@@ -249,6 +250,12 @@ class Org:
         self._save_counters()
 
     def _ensure_internal_tables(self) -> None:
+        # ContentDocumentLinks have no recycle bin: they are removed with their record or document;
+        # their rows are kept here (keyed by the deleted record's id) so undelete can restore them
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS _removed_links (parent TEXT NOT NULL, link TEXT NOT NULL)"
+        )
+        self._conn.execute("CREATE INDEX IF NOT EXISTS _removed_links_parent ON _removed_links (parent)")
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS _cleared (parent TEXT NOT NULL, child TEXT NOT NULL, field TEXT NOT NULL, "
             "PRIMARY KEY (parent, child, field)) WITHOUT ROWID"
@@ -1148,8 +1155,11 @@ class Org:
 
     def delete(self, sobject: str, record_id: str) -> None:
         """Soft delete into the recycle bin (IsDeleted = true, visible to queryAll for 15 days).
-        Master-detail children go with it, and so do an account's contacts and opportunities and a
-        record's activities, notes and attachments (see CASCADES); undelete brings them back. 404 NOT_FOUND if absent, ENTITY_IS_DELETED if deleted."""
+        Master-detail children go with it, and so do an account's contacts, opportunities and cases and a
+        record's activities, notes and attachments (see CASCADES); undelete brings them back. Its
+        ContentDocumentLinks are removed (links have no recycle bin) and restored, with their ids, by
+        the undelete of the record (or of what was deleted with it) when the link's other end is live.
+        404 NOT_FOUND if absent, ENTITY_IS_DELETED if deleted."""
         with self.transaction():
             obj = self._data_obj(sobject)
             rid = self._norm_id(record_id, obj.name)
@@ -1178,12 +1188,53 @@ class Org:
                     self._clear_lookups(child, f, rid, now)
                 continue
             if child.name == "ContentDocumentLink":
-                self._conn.execute(f'DELETE FROM "ContentDocumentLink" WHERE "{f.name}" = ?', (rid,))
+                self._remove_links(f.name, rid)
                 continue
             for (cid,) in self._conn.execute(
                 f'SELECT Id FROM "{child.name}" WHERE "{f.name}" = ? AND IsDeleted = 0', (rid,)
             ).fetchall():
                 self._soft_delete(child, cid, cascade_of or rid)
+
+    def _remove_links(self, field: str, parent: str) -> None:
+        """Delete the ContentDocumentLinks whose ``field`` points at ``parent``, remembering them."""
+        cur = self._conn.execute(f'SELECT * FROM "ContentDocumentLink" WHERE "{field}" = ?', (parent,))
+        names = [d[0] for d in cur.description]
+        rows = [json.dumps(dict(zip(names, row, strict=True))) for row in cur.fetchall()]
+        if not rows:
+            return
+        self._conn.executemany(
+            "INSERT INTO _removed_links (parent, link) VALUES (?, ?)", [(parent, r) for r in rows]
+        )
+        self._conn.execute(f'DELETE FROM "ContentDocumentLink" WHERE "{field}" = ?', (parent,))
+
+    def _restore_links(self, parent: str) -> None:
+        """Re-insert the links removed with ``parent`` (same ids) whose other end is live again."""
+        saved = self._conn.execute("SELECT link FROM _removed_links WHERE parent = ?", (parent,)).fetchall()
+        self._conn.execute("DELETE FROM _removed_links WHERE parent = ?", (parent,))
+        for (text,) in saved:
+            row = json.loads(text)
+            other = [e for e in (row.get("LinkedEntityId"), row.get("ContentDocumentId")) if e != parent]
+            dead = [e for e in other if self._is_live(e) is not True]
+            if dead:  # the other end is in the recycle bin: its own undelete restores the link
+                if all(self._is_live(e) is False for e in dead):
+                    self._conn.execute(
+                        "INSERT INTO _removed_links (parent, link) VALUES (?, ?)", (dead[0], text)
+                    )
+                continue
+            cols = ", ".join(f'"{k}"' for k in row)
+            self._conn.execute(
+                f'INSERT OR IGNORE INTO "ContentDocumentLink" ({cols}) VALUES ({", ".join("?" * len(row))})',
+                list(row.values()),
+            )
+
+    def _is_live(self, record_id: str | None) -> bool | None:
+        """True if the record exists and is not deleted, False if it is in the recycle bin, None if gone."""
+        obj = self._by_prefix.get((record_id or "")[:3])
+        if obj is None or not obj.has_table:
+            return None
+        deleted = "IsDeleted" if obj.has("IsDeleted") else "0"
+        row = self._conn.execute(f'SELECT {deleted} FROM "{obj.name}" WHERE Id = ?', (record_id,)).fetchone()
+        return None if row is None else not row[0]
 
     def _clear_lookups(self, child: ObjectDef, f: FieldDef, parent: str, now: str) -> None:
         """Salesforce clears a lookup when its target is deleted (and restores it on undelete); the
@@ -1240,6 +1291,8 @@ class Org:
                 sets, args = self._stamps(gobj, now)
                 self._conn.execute(f'UPDATE "{gobj.name}" SET IsDeleted = 0{sets} WHERE Id = ?', [*args, gid])
                 self._conn.execute("DELETE FROM _deleted WHERE id = ?", (gid,))
+            for gid in group:  # once the whole group is live again, so links between its members return
+                self._restore_links(gid)
 
     def purge(self, record_id: str) -> None:
         """Remove a record for good (emptied recycle bin / hard delete). It stays in getDeleted's log."""
@@ -1259,6 +1312,7 @@ class Org:
                 self._conn.execute("DELETE FROM _blobs WHERE record_id = ?", (gid,))
                 self._conn.execute("UPDATE _deleted SET cascade_of = NULL WHERE id = ?", (gid,))
                 self._conn.execute("DELETE FROM _cleared WHERE parent = ?", (gid,))
+                self._conn.execute("DELETE FROM _removed_links WHERE parent = ?", (gid,))
 
     def _expire_recycle_bin(self, obj: ObjectDef) -> None:
         """Physically remove records deleted more than 15 days ago (by the clock)."""
@@ -1275,6 +1329,7 @@ class Org:
                 self._conn.execute(f'DELETE FROM "{obj.name}" WHERE Id = ? AND IsDeleted = 1', (rid,))
                 self._conn.execute("DELETE FROM _blobs WHERE record_id = ?", (rid,))
                 self._conn.execute("DELETE FROM _cleared WHERE parent = ?", (rid,))
+                self._conn.execute("DELETE FROM _removed_links WHERE parent = ?", (rid,))
             last = self._conn.execute(
                 "SELECT max(deleted_date) FROM _deleted WHERE sobject = ? AND deleted_date < ?",
                 (obj.name, cutoff),

@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,7 +45,14 @@ from .auth import (
 )
 from .errors import SalesforceError
 from .faults import Faults, RuleAction
-from .limits import DEFAULT_DAILY_LIMIT, ApiUsage
+from .limits import (
+    CONCURRENT_LIMIT_MESSAGE,
+    DEFAULT_DAILY_LIMIT,
+    LONG_RUNNING_SECONDS,
+    MAX_LONG_RUNNING,
+    ApiUsage,
+    LongRunningGate,
+)
 from .tls import TlsMaterial, make_tls_material
 
 JSON_TYPE = "application/json;charset=UTF-8"
@@ -97,6 +104,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     value: Any = None  # the JSON value, when the body is JSON (composite sub-requests read it)
     drop_after: int | None = None  # fault: send this many body bytes, then close the socket
+    release: Callable[[], None] | None = None  # called once the reply is sent (or sending failed)
 
 
 def json_reply(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -171,6 +179,15 @@ class ServerOptions:
     bulk_clock: str = "wall"
     locator_ttl_seconds: float = 2 * 86400
     default_batch_size: int = 2000
+    # REST query pages shrink to ``long_text_batch_size`` rows when the select has at least
+    # ``long_text_fields`` long text area fields (Salesforce: "often fewer (200 when several long text
+    # fields are selected)"); a Sforce-Query-Options batchSize cannot raise it. None disables the rule.
+    long_text_fields: int | None = 2
+    long_text_batch_size: int = 200
+    # at most ``max_long_running`` data API requests in flight for ``long_running_seconds`` or more;
+    # while so many are, new ones get 403 REQUEST_LIMIT_EXCEEDED (see limits.LongRunningGate)
+    max_long_running: int | None = MAX_LONG_RUNNING
+    long_running_seconds: float = LONG_RUNNING_SECONDS
     admin_token: str | None = None
     access_token: str | None = None
     credentials: Credentials | None = None
@@ -217,7 +234,11 @@ class _Handler(BaseHTTPRequestHandler):
             raw_path=split.path,
         )
         reply = self.server.emulator.serve(req)
-        self._send(req, reply)
+        try:
+            self._send(req, reply)
+        finally:
+            if reply.release is not None:
+                reply.release()
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _handle
 
@@ -353,6 +374,7 @@ class EmulatorServer:
             creds = replace(creds, jwt_public_key=self.options.jwt_public_key)
         self.credentials = creds
         self.usage = ApiUsage(self.options.daily_limit)
+        self.gate = LongRunningGate(self.options.max_long_running, self.options.long_running_seconds)
         self.sessions = SessionStore(org.org_id, org.clock)
         self._access_token = self.options.access_token or self.sessions.issue()
         if self.options.access_token:
@@ -477,6 +499,11 @@ class EmulatorServer:
         m = _DATA_PATH.match(req.raw_path or path)  # raw: "%2F" inside an external id stays one segment
         counted = m is not None
         reply: Reply
+        ticket = self.gate.enter() if counted else None
+        if counted and ticket is None:
+            reply = error_reply(SalesforceError(403, "REQUEST_LIMIT_EXCEEDED", CONCURRENT_LIMIT_MESSAGE))
+            reply.headers["Sforce-Limit-Info"] = self.usage.header()
+            return reply
         try:
             rule = self.faults.take_rule(req.method, path)
             drop_after = self._apply_rule(rule)
@@ -489,6 +516,9 @@ class EmulatorServer:
             reply = error_reply(exc)
         if counted:
             reply.headers["Sforce-Limit-Info"] = self.usage.header()
+        if ticket is not None:
+            gate = self.gate
+            reply.release = lambda: gate.leave(ticket)
         return reply
 
     def _apply_rule(self, rule: Any) -> int | None:

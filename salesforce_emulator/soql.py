@@ -535,6 +535,7 @@ class Query:
     rel_ids: dict[tuple[str, ...], tuple[int, str | None]] = field(default_factory=dict)
     transform: Callable | None = None  # SQL row -> output row
     schema_version: int = 0
+    long_text_columns: int = 0  # selected long text area fields (textarea longer than 255)
     cache: dict = field(default_factory=dict, repr=False, compare=False)  # render plans
 
     @property
@@ -720,6 +721,7 @@ NAME_ENTITY_FIELDS = {
     "nameoralias",
 }
 MAX_SOQL_LENGTH = 100_000
+LONG_TEXT_LENGTH = 255  # a textarea longer than this is a long text area
 BULK_FEATURES = {"subquery", "fields", "typeof", "aggregate", "offset", "group by"}
 
 
@@ -761,6 +763,10 @@ def _compile(
         raise invalid_type(sel.sobject)
     if for_bulk and not obj.bulk_supported:
         raise SalesforceError(400, "INVALIDENTITY", f"Entity '{obj.name}' is not supported by the Bulk API.")
+    if for_bulk and sel.is_count:  # "Bulk API 2.0 doesn't support ... Aggregate Functions such as COUNT()"
+        raise SalesforceError(
+            400, "FUNCTIONALITY_NOT_ENABLED", "Aggregate functions such as COUNT() are not supported in Bulk Query"
+        )
     if (
         restricted
         and obj.name == "ContentDocumentLink"
@@ -802,6 +808,8 @@ def _compile(
                 400, "FUNCTIONALITY_NOT_ENABLED", f"Binary field '{fdef.name}' is not supported in Bulk Query"
             )
         q.columns.append(Column(name, fdef.type, canon))
+        if fdef.type == "textarea" and fdef.length > LONG_TEXT_LENGTH:
+            q.long_text_columns += 1
         if fdef.type in COMPOUND_TYPES:
             if len(found) != 1:
                 raise _Unsupported("polymorphic", f"compound field {name} through a polymorphic relationship")

@@ -1,6 +1,8 @@
 """The API: Cognito user pool (sign-in, optional MFA, hosted UI, optional SAML/OIDC federation, a group
 per org and role), an API Gateway REST API in front of the ``api`` Lambda, and optional WAF.
 
+- The ``api`` Lambda may start the backup and restore state machines (``states:StartExecution`` on those
+  two only): on-demand backups and approved restores run in their workflows, not in the request.
 - Every method under ``/v1`` uses the Cognito authorizer; machine clients use the same routes under
   ``/iam/...`` with IAM (SigV4) auth — the Lambda strips the prefix and maps the caller's role ARN to
   groups (``ORGVAULT_IAM_PRINCIPALS``). Nothing is anonymous.
@@ -45,6 +47,7 @@ class Api(Construct):
         handler: lambda_.IFunction,
         orgs: Sequence[str],
         state_machine: sfn.IStateMachine | None = None,
+        restore_state_machine: sfn.IStateMachine | None = None,
         log_key: Any = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -143,7 +146,7 @@ class Api(Construct):
             cloud_watch_role=True,
             cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
             deploy_options=apigw.StageOptions(
-                stage_name="v1",
+                stage_name="api",  # https://<id>.execute-api.<region>.amazonaws.com/api/v1/...
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
                     caller=True,
@@ -199,17 +202,17 @@ class Api(Construct):
         )
         # No anonymous method anywhere: the root has no method.
 
+        starts = {"ORGVAULT_BACKUP_STATE_MACHINE_ARN": state_machine,
+                  "ORGVAULT_RESTORE_STATE_MACHINE_ARN": restore_state_machine}
         if isinstance(handler, lambda_.Function):
             handler.add_environment("ORGVAULT_IAM_PRINCIPALS", json.dumps(ctx("apiIamPrincipals") or {}))
-            if state_machine is not None:
-                handler.add_environment("ORGVAULT_BACKUP_STATE_MACHINE_ARN", state_machine.state_machine_arn)
-        if state_machine is not None and handler.role is not None:
+            for env_name, machine in starts.items():
+                if machine is not None:
+                    handler.add_environment(env_name, machine.state_machine_arn)
+        arns = [m.state_machine_arn for m in starts.values() if m is not None]
+        if arns and handler.role is not None:
             handler.role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    sid="StartBackups",
-                    actions=["states:StartExecution"],
-                    resources=[state_machine.state_machine_arn],
-                )
+                iam.PolicyStatement(sid="StartWorkflows", actions=["states:StartExecution"], resources=arns)
             )
 
         # --- WAF (optional) -----------------------------------------------------------------------

@@ -43,7 +43,7 @@ from orgvault.api.errors import (
     Unauthenticated,
     status_for,
 )
-from orgvault.api.jobs import BackupLauncher, InlineRunner, TaskRunner
+from orgvault.api.jobs import BackupLauncher, InlineRunner, RestoreLauncher, TaskRunner
 from orgvault.api.restores import RestoreDesk, WriterFactory, make_request
 from orgvault.errors import OrgVaultError
 
@@ -87,6 +87,7 @@ class ApiContext:
     max_body_bytes: int = MAX_BODY_BYTES
     writer_factory: WriterFactory | None = None
     servers: Sequence[str] = ()
+    restore_launcher: RestoreLauncher | None = None  # AWS: approved restores run in the restore workflow
 
 
 _RESOLVE_LOCK = threading.Lock()
@@ -506,6 +507,12 @@ class OrgVaultApi:
                 api.allow(target, Role.OPERATOR, "restores.approve", **details)
 
             def submit(name: str, fn: Callable[[], Any]) -> None:
+                if api.ctx.restore_launcher is not None:
+                    execution = api.ctx.restore_launcher.start_restore(org, restore_id)
+                    api.ctx.audit.record("restores.run", who, org, "started", restore_id=restore_id,
+                                         status="starting", run_id=execution)
+                    return
+
                 def run_and_audit() -> Any:
                     try:
                         report = fn()

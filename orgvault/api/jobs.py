@@ -4,9 +4,10 @@
   planned synchronously (so its ``run_id`` is known and ``RunInProgress``/``UnknownOrg`` surface as
   HTTP errors) and extracted + finalized in a background thread. In the cloud an adapter starts the
   backup state machine (``orgvault.adapters.aws_stepfunctions.StepFunctionsBackupLauncher``).
-- :class:`TaskRunner` runs an approved restore. Locally: a background thread; in Lambda
-  (:class:`InlineRunner`): inside the request (bounded by the API's time-out; a paused restore is
-  resumed by approving nothing new — see ``orgvault restore --resume``).
+- :class:`TaskRunner` runs an approved restore in this process: locally a background thread
+  (:class:`ThreadRunner`), or :class:`InlineRunner` (inside the request). In AWS an approved restore is
+  handed to a :class:`RestoreLauncher` instead, which starts the restore state machine
+  (``orgvault.adapters.aws_stepfunctions.StepFunctionsRestoreLauncher``).
 Errors inside a background task are logged (type and message only) and left in the run / journal
 status by the services themselves.
 """
@@ -37,6 +38,13 @@ class BackupLauncher(Protocol):
 
 class TaskRunner(Protocol):
     def submit(self, name: str, fn: Callable[[], Any]) -> None: ...
+
+
+class RestoreLauncher(Protocol):
+    """Starts an approved restore job elsewhere (AWS: the restore state machine with
+    ``{"org", "job_id"}``). Returns an execution id."""
+
+    def start_restore(self, org: str, job_id: str) -> str: ...
 
 
 class ThreadRunner:

@@ -21,6 +21,14 @@ Contracts:
   ``IsDeleted`` become tombstones; a changed ``fields_hash`` or a new object means a full re-read
   (a new base layer); hard deletes/purges are found by reading all Ids (reconciliation) every
   ``reconcile_every`` runs and whenever the watermark is older than the recycle-bin window.
+  Reconciliation happens at the end of the object's extract (an ``ids`` phase: all live Ids are
+  committed as IDS chunks, then the Ids of the parent snapshot + this run's deltas that are gone
+  become a tombstone chunk), so ``finalize_run`` stays short and objects stay independent (a Map).
+  Deltas are read through REST (small; no Bulk job to create, poll and wait for); full reads and
+  the reconciliation's Id read through Bulk where the object allows it.
+- **Parent-filtered objects.** ``ContentDocumentLink`` cannot be queried without an Id filter: it is
+  read in ``ContentDocumentId IN (...)`` batches of ``FILTER_BATCH`` over all ContentDocument Ids, in
+  full every run.
 - **API budget.** ``ApiBudgetExhausted`` anywhere keeps the checkpoints; the run is PAUSED and the
   lock released; the next ``start_run`` resumes it.
 """
@@ -578,7 +586,8 @@ class BackupService:
                 read_cursor = cp.cursor["read"]
                 continue
             if page.wait_seconds > 0 and not page.records:
-                cp = self._flush(conn, run_id, cp, kind, buf, tombs, page.cursor, watermark, stats)
+                final = {**cp.cursor, "read": page.cursor}
+                cp = self._flush(conn, run_id, cp, kind, buf, tombs, final, watermark, stats)
                 return cp, StepStatus.WAIT, page.wait_seconds
             for rec in page.records:
                 if rec.get("IsDeleted") is True:
@@ -594,15 +603,16 @@ class BackupService:
             read_cursor = page.cursor
             if read_cursor is None:
                 next_phase = Phase.IDS if cur.get("reconcile") else Phase.DONE
-                cp = replace(cp, cursor={**cp.cursor, "phase": next_phase.value, "read": None})
-                cp = self._flush(conn, run_id, cp, kind, buf, tombs, None, watermark, stats)
+                final = {**cp.cursor, "phase": next_phase.value, "read": None}
+                cp = self._flush(conn, run_id, cp, kind, buf, tombs, final, watermark, stats)
                 return cp, StepStatus.DONE, 0.0
             if (
                 buf.count + len(tombs) >= self.settings.chunk_records
                 or buf.bytes >= self.settings.chunk_bytes
                 or time.monotonic() >= deadline
             ):
-                cp = self._flush(conn, run_id, cp, kind, buf, tombs, read_cursor, watermark, stats)
+                final = {**cp.cursor, "read": read_cursor}
+                cp = self._flush(conn, run_id, cp, kind, buf, tombs, final, watermark, stats)
                 buf, tombs = _Buffer(), []
                 if time.monotonic() >= deadline:
                     return cp, StepStatus.MORE, 0.0
@@ -620,30 +630,32 @@ class BackupService:
         fields = list(cp.cursor["fields"])
         buf = _Buffer()
         watermark = cp.watermark
+        cur = dict(cp.cursor)  # the working position; ``cp`` stays the last committed checkpoint
         cached: tuple[str, list[str], dict[str, Any] | None] | None = None
         while True:
-            parent = cp.cursor.get("parent")
+            parent = cur.get("parent")
             if parent is None:
                 first = src.start_read(
                     self._describe(org, parent_name), ["Id"], strategy="rest", include_deleted=True
                 )
-                parent = {"page": first, "batch": 0}
-                cp = replace(cp, strategy="rest", cursor={**cp.cursor, "parent": parent, "read": None})
+                cur = {**cur, "parent": {"page": first, "batch": 0}, "read": None}
+                cp = replace(cp, strategy="rest", cursor=cur)
                 self.catalog.put_checkpoint(cp)
+                parent = cur["parent"]
             key = json.dumps(parent["page"], sort_keys=True)
             if cached is None or cached[0] != key:
-                page = src.read_page(parent["page"])
-                cached = (key, [r["Id"] for r in page.records], page.cursor)
+                ppage = src.read_page(parent["page"])
+                cached = (key, [r["Id"] for r in ppage.records], ppage.cursor)
             ids, next_page = cached[1], cached[2]
             start = parent["batch"] * FILTER_BATCH
             if start >= len(ids):
                 if next_page is None:
-                    cp = replace(cp, cursor={**cp.cursor, "phase": Phase.DONE.value, "parent": None})
-                    cp = self._flush(conn, run_id, cp, ChunkKind.RECORDS, buf, [], None, watermark, stats)
+                    final = {**cur, "phase": Phase.DONE.value, "parent": None, "read": None}
+                    cp = self._flush(conn, run_id, cp, ChunkKind.RECORDS, buf, [], final, watermark, stats)
                     return cp, StepStatus.DONE, 0.0
-                cp = replace(cp, cursor={**cp.cursor, "parent": {"page": next_page, "batch": 0}})
+                cur = {**cur, "parent": {"page": next_page, "batch": 0}, "read": None}
                 continue
-            read_cursor = cp.cursor.get("read")
+            read_cursor = cur.get("read")
             if read_cursor is None:
                 batch = ids[start : start + FILTER_BATCH]
                 where = f"{fk} IN ({', '.join(repr(str(i)) for i in batch)})"
@@ -663,18 +675,18 @@ class BackupService:
                 if isinstance(stamp, str) and (watermark is None or stamp > watermark):
                     watermark = stamp
             if page.cursor is None:  # this batch is done: the next one starts with a fresh read
-                cp = replace(cp, cursor={**cp.cursor, "parent": {**parent, "batch": parent["batch"] + 1}})
+                cur = {**cur, "parent": {**parent, "batch": parent["batch"] + 1}, "read": None}
+            else:
+                cur = {**cur, "read": page.cursor}
             if (
                 page.cursor is not None
                 or buf.count >= self.settings.chunk_records
                 or time.monotonic() >= deadline
             ):
-                cp = self._flush(conn, run_id, cp, ChunkKind.RECORDS, buf, [], page.cursor, watermark, stats)
+                cp = self._flush(conn, run_id, cp, ChunkKind.RECORDS, buf, [], cur, watermark, stats)
                 buf = _Buffer()
                 if time.monotonic() >= deadline:
                     return cp, StepStatus.MORE, 0.0
-            else:
-                cp = replace(cp, cursor={**cp.cursor, "read": None})
 
     def _flush(
         self,
@@ -684,13 +696,13 @@ class BackupService:
         kind: ChunkKind,
         buf: _Buffer,
         tombs: list[dict[str, Any]],
-        read_cursor: dict[str, Any] | None,
+        final_cursor: dict[str, Any],
         watermark: str | None,
         stats: _StepStats,
     ) -> Checkpoint:
-        """Seal and commit the buffered records (and tombstones). Only the last commit advances the
-        read cursor: a crash in between re-reads the pages (tombstones twice: harmless)."""
-        final_cursor = {**cp.cursor, "read": read_cursor}
+        """Seal and commit the buffered records (and tombstones), ``cp`` being the last committed
+        checkpoint. Only the last commit moves the cursor to ``final_cursor`` (and the watermark):
+        a crash in between re-reads the same pages (tombstones twice: harmless)."""
         pending: list[tuple[ChunkKind, Any]] = []
         if tombs:
             pending.append((ChunkKind.TOMBSTONES, tombs))
@@ -759,18 +771,20 @@ class BackupService:
         while not cp.cursor.get("ids_done"):
             page = src.read_page(read_cursor)  # type: ignore[arg-type]
             if page.wait_seconds > 0 and not page.records:
-                cp = self._flush(conn, run_id, cp, ChunkKind.IDS, buf, [], page.cursor, cp.watermark, stats)
+                final = {**cp.cursor, "read": page.cursor}
+                cp = self._flush(conn, run_id, cp, ChunkKind.IDS, buf, [], final, cp.watermark, stats)
                 return cp, StepStatus.WAIT, page.wait_seconds
             for rec in page.records:
                 if rec.get("IsDeleted") is not True:
                     buf.add({"Id": rec["Id"]})
             read_cursor = page.cursor
             if read_cursor is None:
-                cp = replace(cp, cursor={**cp.cursor, "ids_done": True})
-                cp = self._flush(conn, run_id, cp, ChunkKind.IDS, buf, [], None, cp.watermark, stats)
+                final = {**cp.cursor, "ids_done": True, "read": None}
+                cp = self._flush(conn, run_id, cp, ChunkKind.IDS, buf, [], final, cp.watermark, stats)
                 break
             if buf.count >= self.settings.chunk_records * 4 or time.monotonic() >= deadline:
-                cp = self._flush(conn, run_id, cp, ChunkKind.IDS, buf, [], read_cursor, cp.watermark, stats)
+                final = {**cp.cursor, "read": read_cursor}
+                cp = self._flush(conn, run_id, cp, ChunkKind.IDS, buf, [], final, cp.watermark, stats)
                 buf = _Buffer()
                 if time.monotonic() >= deadline:
                     return cp, StepStatus.MORE, 0.0
@@ -792,11 +806,9 @@ class BackupService:
                 known.difference_update(glue.chunk_ids(self.vault, org, cp.object_name, ch))
         gone = sorted(known - live)
         live_count = len(known & live)
-        cp = replace(
-            cp, cursor={**cp.cursor, "phase": Phase.DONE.value, "read": None, "live_count": live_count}
-        )
+        final = {**cp.cursor, "phase": Phase.DONE.value, "read": None, "live_count": live_count}
         tombs = [{"Id": i, "deletedDate": None} for i in gone]
-        cp = self._flush(conn, run_id, cp, ChunkKind.DELTA, _Buffer(), tombs, None, cp.watermark, stats)
+        cp = self._flush(conn, run_id, cp, ChunkKind.DELTA, _Buffer(), tombs, final, cp.watermark, stats)
         stats.reconciled_gone += len(gone)
         return cp, StepStatus.DONE, 0.0
 

@@ -73,14 +73,45 @@ def _shared_emu(shared_org: Any, jwt_keys: dict[str, Any]) -> Iterator[EmulatorS
 PAGE_SOQL = "SELECT Id, LastName FROM Lead WHERE LastName LIKE 'Pager%' ORDER BY Id"
 
 
-@pytest.fixture(scope="session")
+PAGER_NAMES = frozenset(f"Pager{i:05d}" for i in range(2001))
+
+
+def ensure_pager_leads(org: Any) -> None:
+    """Make the live Leads whose LastName starts with 'Pager' exactly Pager00000..Pager02000, once each."""
+    page = org.fetch(org.compile("SELECT Id, LastName FROM Lead WHERE LastName LIKE 'Pager%'"), None, 10_000)
+    seen: set[str] = set()
+    for row in page.rows:
+        rid, name = row[0], row[1]
+        if name not in PAGER_NAMES or name in seen:  # a stray or a duplicate Pager lead
+            org.delete("Lead", rid)
+            org.purge(rid)
+        else:
+            seen.add(name)
+    for name in sorted(PAGER_NAMES - seen):
+        org.create("Lead", {"LastName": name, "Company": "Paging Inc"})
+
+
+@pytest.fixture
 def paging_leads(_shared_emu: EmulatorServer) -> int:
-    """2001 live Leads named Pager*, created once (paging tests select them with PAGE_SOQL)."""
-    org = _shared_emu.org
-    have = org.count(org.compile("SELECT COUNT() FROM Lead WHERE LastName LIKE 'Pager%'"))
-    for i in range(have, 2001):
-        org.create("Lead", {"LastName": f"Pager{i:05d}", "Company": "Paging Inc"})
+    """Exactly 2001 live Leads named Pager00000..Pager02000 (paging tests select them with PAGE_SOQL).
+
+    Function-scoped and self-healing: whatever an earlier test did to the shared org (deleted, renamed
+    or added a Pager lead), the invariant is re-established before each test that relies on it, so no
+    test depends on another's order. The check is one indexed query when nothing needs repair."""
+    ensure_pager_leads(_shared_emu.org)
     return 2001
+
+
+@pytest.fixture
+def private_emu(jwt_keys: dict[str, Any]) -> Iterator[EmulatorServer]:
+    """An emulator over its own freshly generated org, for tests whose mutations are broad or random
+    (admin ``mutate``, activity functions): they must never touch the session-shared org."""
+    org = make_org()
+    try:
+        with EmulatorServer.start(org, tls=False, jwt_public_key=jwt_keys["cert_pem"]) as emu:
+            yield emu
+    finally:
+        org.close()
 
 
 @pytest.fixture
@@ -128,4 +159,4 @@ def conn_threads(port: int) -> int:
     )
 
 
-__all__ = ["PAGE_SOQL", "api", "auth", "conn_threads", "make_org"]
+__all__ = ["PAGE_SOQL", "PAGER_NAMES", "api", "auth", "conn_threads", "ensure_pager_leads", "make_org"]

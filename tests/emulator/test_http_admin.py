@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .conftest import api, auth
+from simple_salesforce import Salesforce
+
+from salesforce_emulator.client_session import emulator_session
+
+from .conftest import PAGE_SOQL, PAGER_NAMES, api, auth, ensure_pager_leads
+
+
+def _client(emu):
+    session = emulator_session(emu.facts)
+    f = emu.facts
+    return session, Salesforce(username=f.username, password=f.password, security_token="", session=session)
 
 
 def test_admin_needs_a_token_and_is_not_counted(emu, session):
@@ -104,7 +114,10 @@ def test_truth_counts_and_records(emu, session):
     assert with_deleted["Account"] >= counts["Account"]
 
 
-def test_mutate_through_activity(emu, session, sf):
+def test_mutate_through_activity(private_emu, paging_leads, emu):
+    shared_pagers = emu.org.count(emu.org.compile("SELECT COUNT() FROM Lead WHERE LastName LIKE 'Pager%'"))
+    emu = private_emu
+    session, sf = _client(emu)
     try:
         import salesforce_emulator.activity  # noqa: F401
     except ImportError:
@@ -126,9 +139,26 @@ def test_mutate_through_activity(emu, session, sf):
     assert before != after
     unknown = session.post(f"{emu.facts.admin_url}/activity/_private", json={}, headers=auth(emu))
     assert unknown.status_code == 404
+    # the random mutation happened in a private org: the shared org's paging leads are untouched
+    assert shared_pagers == paging_leads
+    assert emu.org is not private_emu.org
 
 
-def test_activity_functions_by_name(emu, session, sf):
+def test_pager_fixture_repairs_whatever_an_earlier_test_did(emu, paging_leads):
+    org = emu.org
+    rows = org.fetch(org.compile(PAGE_SOQL), None, 10)
+    org.delete("Lead", rows.rows[0][0])
+    org.update("Lead", rows.rows[1][0], {"LastName": "Renamed pager"})
+    org.create("Lead", {"LastName": "Pager99999", "Company": "Stray"})
+    org.create("Lead", {"LastName": rows.rows[2][1], "Company": "Duplicate"})
+    ensure_pager_leads(org)
+    names = [r[1] for r in org.fetch(org.compile(PAGE_SOQL), None, 5000).rows]
+    assert sorted(names) == sorted(PAGER_NAMES)
+
+
+def test_activity_functions_by_name(private_emu):
+    emu = private_emu
+    session, sf = _client(emu)
     admin = emu.facts.admin_url
     out = session.post(f"{admin}/activity/replace_file", json={"seed": 3}, headers=auth(emu))
     assert out.status_code == 200, out.text

@@ -149,6 +149,8 @@ def test_job_not_complete_is_412_and_states_progress(shared_org):
         ("SELECT Id, VersionData FROM ContentVersion", None),
         ("SELECT FIELDS(ALL) FROM Account LIMIT 200", None),
         ("SELECT Id FROM Attachment", "INVALIDENTITY"),
+        ("SELECT COUNT() FROM Account", "FUNCTIONALITY_NOT_ENABLED"),
+        ("SELECT COUNT() FROM Lead WHERE LastName LIKE 'Pager%'", "FUNCTIONALITY_NOT_ENABLED"),
     ],
 )
 def test_bulk_refusals_come_from_the_org(emu, session, soql, code):
@@ -267,3 +269,25 @@ def test_bulk_fail_fault_fails_query_and_ingest_jobs(sf, emu, session):
     assert info["state"] == "Failed" and info["errorMessage"]
     resp = session.get(f"{api(emu)}/jobs/query/{job['id']}/results", headers=auth(emu))
     assert resp.status_code == 400 and resp.json()[0]["errorCode"] == "INVALIDJOBSTATE"
+
+
+def test_a_job_is_only_reachable_through_its_own_api_version(emu, session):
+    job = _create_job(emu, session, "SELECT Id FROM Account").json()
+    assert job["apiVersion"] == 59.0
+    same = session.get(f"{api(emu, '59.0')}/jobs/query/{job['id']}", headers=auth(emu))
+    assert same.status_code == 200
+    for path in ("", "/results"):
+        other = session.get(f"{api(emu, '58.0')}/jobs/query/{job['id']}{path}", headers=auth(emu))
+        assert other.status_code == 409, path
+        body = other.json()
+        assert isinstance(body, list) and body[0]["errorCode"] == "API_ERROR" and "59.0" in body[0]["message"]
+    ingest = session.post(
+        f"{api(emu, '60.0')}/jobs/ingest", json={"object": "Account", "operation": "insert"}, headers=auth(emu)
+    ).json()
+    upload = session.put(
+        f"{api(emu, '59.0')}/jobs/ingest/{ingest['id']}/batches",
+        data=b"Name\nWrong version\n",
+        headers={**auth(emu), "Content-Type": "text/csv"},
+    )
+    assert upload.status_code == 409
+    assert session.delete(f"{api(emu, '60.0')}/jobs/ingest/{ingest['id']}", headers=auth(emu)).status_code == 204

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from simple_salesforce.exceptions import (
 )
 
 from salesforce_emulator.faults import FaultRule, Faults
+from salesforce_emulator.limits import LongRunningGate
 from salesforce_emulator.server import EmulatorServer
 
 from .conftest import PAGE_SOQL, api, auth
@@ -159,3 +161,49 @@ def test_faults_through_the_admin_api(emu, session):
     assert session.get(f"{api(emu)}/limits", headers=auth(emu)).status_code == 200
     bad = session.post(f"{admin}/faults", json={"no_such_knob": 1}, headers=auth(emu))
     assert bad.status_code == 400
+
+
+def test_long_running_gate_counts_only_requests_past_the_threshold():
+    now = [0.0]
+    gate = LongRunningGate(cap=2, threshold_seconds=20, clock=lambda: now[0])
+    a, b = gate.enter(), gate.enter()
+    now[0] = 5.0
+    c = gate.enter()  # three in flight, none long-running yet: admitted
+    assert None not in (a, b, c) and gate.in_flight() == 3
+    now[0] = 21.0  # a and b have run 21 s: the cap of 2 long-running requests is reached
+    assert gate.long_running() == 2 and gate.enter() is None
+    gate.leave(a)
+    d = gate.enter()
+    assert d is not None
+    assert LongRunningGate(cap=None, threshold_seconds=0).enter() is not None
+    defaults = LongRunningGate()
+    assert (defaults.cap, defaults.threshold_seconds) == (25, 20.0)
+
+
+def test_concurrent_long_running_requests_are_capped(shared_org):
+    with EmulatorServer.start(shared_org, max_long_running=2, long_running_seconds=0.2) as emu:
+        url = f"{api(emu)}/limits"
+        emu.faults.latency_seconds = 3.0
+        results: list[int] = []
+
+        def slow() -> None:
+            results.append(requests.get(url, headers=auth(emu), timeout=30).status_code)
+
+        threads = [threading.Thread(target=slow) for _ in range(2)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 5
+        while emu.gate.in_flight() < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # both have now been in flight longer than the threshold
+        emu.faults.latency_seconds = 0.0
+        refused = requests.get(url, headers=auth(emu), timeout=30)
+        assert refused.status_code == 403
+        assert refused.json()[0]["message"] == "ConcurrentPerOrgLongTxn Limit exceeded."
+        assert refused.json()[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+        assert "Sforce-Limit-Info" in refused.headers
+        for t in threads:
+            t.join()
+        assert results == [200, 200]
+        assert emu.gate.in_flight() == 0  # released once the replies were sent
+        assert requests.get(url, headers=auth(emu), timeout=30).status_code == 200

@@ -12,7 +12,10 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from .conftest import PAGE_SOQL, api, auth
+from salesforce_emulator.client_session import emulator_session
+from salesforce_emulator.server import EmulatorServer
+
+from .conftest import PAGE_SOQL, api, auth, make_org
 
 
 def test_describe_global_and_describe(sf, emu):
@@ -386,3 +389,57 @@ def test_external_id_values_with_a_slash_stay_one_segment(sf, emu, session):
     resp = session.patch(url, json={"Name": "Slashed"}, headers=auth(emu))
     assert resp.status_code == 201, resp.text
     assert sf.Account.get_by_custom_id("External_Id__c", "EXT/SLASH/1")["Name"] == "Slashed"
+
+
+def test_urls_in_bodies_carry_the_version_the_client_called(emu, session):
+    v = "52.0"
+    base = f"/services/data/v{v}/sobjects/"
+    cv = session.get(
+        f"{api(emu, v)}/query", params={"q": "SELECT Id FROM ContentVersion LIMIT 1"}, headers=auth(emu)
+    ).json()["records"][0]
+    assert cv["attributes"]["url"].startswith(base)
+    got = session.get(f"{api(emu, v)}/sobjects/ContentVersion/{cv['Id']}", headers=auth(emu)).json()
+    assert got["attributes"]["url"] == f"{base}ContentVersion/{cv['Id']}"
+    assert got["VersionData"] == f"{base}ContentVersion/{cv['Id']}/VersionData"
+    some = session.get(
+        f"{api(emu, v)}/composite/sobjects/ContentVersion",
+        params={"ids": cv["Id"], "fields": "Id,Title"},
+        headers=auth(emu),
+    ).json()
+    assert some[0]["attributes"]["url"] == f"{base}ContentVersion/{cv['Id']}"
+    desc = session.get(f"{api(emu, v)}/sobjects/Account/describe", headers=auth(emu)).json()
+    assert desc["urls"]["sobject"] == f"{base}Account"
+    glob = session.get(f"{api(emu, v)}/sobjects", headers=auth(emu)).json()
+    assert all(e["urls"]["sobject"].startswith(base) for e in glob["sobjects"] if e.get("urls"))
+
+
+def test_pages_shrink_to_200_when_several_long_text_fields_are_selected():
+    org = make_org()
+    try:
+        for i in range(450):
+            org.create("Account", {"Name": f"Longtext {i:03d}", "Description": "d" * 300})
+        where = "WHERE Name LIKE 'Longtext%'"
+        two_long = f"SELECT Id, Description, Notes_Long__c FROM Account {where}"
+        parent_long = f"SELECT Id, Description, Parent.Description FROM Account {where}"
+        one_long = f"SELECT Id, Name, Description FROM Account {where}"
+        with EmulatorServer.start(org) as emu:
+            session = emulator_session(emu.facts)
+            hint = {**auth(emu), "Sforce-Query-Options": "batchSize=2000"}
+
+            def sizes(soql, headers):
+                page = session.get(f"{api(emu)}/query", params={"q": soql}, headers=headers).json()
+                out = [len(page["records"])]
+                while not page["done"]:
+                    page = session.get(emu.facts.instance_url + page["nextRecordsUrl"], headers=headers).json()
+                    out.append(len(page["records"]))
+                return out
+
+            assert sizes(two_long, auth(emu)) == [200, 200, 50]
+            assert sizes(two_long, hint) == [200, 200, 50]  # the hint cannot raise it
+            assert sizes(parent_long, auth(emu)) == [200, 200, 50]  # parent fields count too
+            assert sizes(one_long, auth(emu)) == [450]
+        with EmulatorServer.start(org, long_text_fields=None) as emu:
+            session = emulator_session(emu.facts)
+            assert sizes(two_long, auth(emu)) == [450]
+    finally:
+        org.close()

@@ -212,7 +212,7 @@ def test_recycle_bin_window_is_15_days(org):
     assert body["earliestDateAvailable"] == (T0.strftime("%Y-%m-%dT%H:%M:%S") + ".000+0000")
 
 
-def test_account_delete_takes_contacts_opportunities_and_activities_along(org):
+def test_account_delete_takes_contacts_opportunities_cases_and_activities_along(org):
     acc = org.create("Account", {"Name": "A"})
     con = org.create("Contact", {"LastName": "C", "AccountId": acc})
     opp = org.create(
@@ -224,27 +224,71 @@ def test_account_delete_takes_contacts_opportunities_and_activities_along(org):
     assert [r["Id"] for r in org.true_records("Contact")] == []
     assert [r["Id"] for r in org.true_records("Opportunity")] == []
     assert [r["Id"] for r in org.true_records("Task")] == []
-    assert [r["Id"] for r in org.true_records("Case")] == [case]  # cases stay
+    assert [r["Id"] for r in org.true_records("Case")] == []  # Salesforce deletes the account's cases
+    assert [r["Id"] for r in org.true_records("Case", include_deleted=True)] == [case]
     org.undelete(acc)
     assert [r["Id"] for r in org.true_records("Contact")] == [con]
     assert [r["Id"] for r in org.true_records("Opportunity")] == [opp]
     assert [r["Id"] for r in org.true_records("Task")] == [task]
+    assert [r["Id"] for r in org.true_records("Case")] == [case]
 
 
 def test_lookups_are_cleared_on_delete_and_restored_on_undelete(org):
     acc = org.create("Account", {"Name": "A"})
     proj = org.create("Project__c", {"Name": "P", "Account__c": acc})
-    case = org.create("Case", {"AccountId": acc})
+    con = org.create("Contact", {"LastName": "C"})
+    case = org.create("Case", {"ContactId": con})
     org.clock.advance(60)
     org.delete("Account", acc)
+    org.delete("Contact", con)
     p = next(org.true_records("Project__c"))
-    assert p["Account__c"] is None and next(org.true_records("Case"))["AccountId"] is None
+    assert p["Account__c"] is None and next(org.true_records("Case"))["ContactId"] is None
     assert p["SystemModstamp"] == T0 + timedelta(seconds=60) and p["LastModifiedDate"] == T0
     org.clock.advance(120)
     assert org.get_updated("Project__c", T0 + timedelta(seconds=30), org.clock.now())["ids"] == [proj]
     org.undelete(acc)
     assert next(org.true_records("Project__c"))["Account__c"] == acc
-    assert [r["AccountId"] for r in org.true_records("Case") if r["Id"] == case] == [acc]
+    org.undelete(con)
+    assert [r["ContactId"] for r in org.true_records("Case") if r["Id"] == case] == [con]
+
+
+def _file(org, parent, name="f.txt"):
+    """A new file first published on ``parent``; returns (ContentDocumentId, ContentDocumentLink id)."""
+    v = org.create(
+        "ContentVersion",
+        {"Title": name, "PathOnClient": name, "FirstPublishLocationId": parent, "VersionData": "aGk="},
+    )
+    doc = org.retrieve("ContentVersion", v)["ContentDocumentId"]
+    q = org.compile(f"SELECT Id, LinkedEntityId FROM ContentDocumentLink WHERE ContentDocumentId = '{doc}'")
+    return doc, [tuple(r[:2]) for r in org.fetch(q, None, 10).rows]
+
+
+def _links(org, doc):
+    q = org.compile(f"SELECT Id, LinkedEntityId FROM ContentDocumentLink WHERE ContentDocumentId = '{doc}'")
+    return [tuple(r[:2]) for r in org.fetch(q, None, 10).rows]
+
+
+def test_undelete_restores_content_document_links_with_their_ids(org):
+    acc = org.create("Account", {"Name": "A"})
+    case = org.create("Case", {"AccountId": acc})
+    acc_doc, acc_links = _file(org, acc)
+    case_doc, case_links = _file(org, case)
+    assert [e for _, e in acc_links] == [acc] and [e for _, e in case_links] == [case]
+    org.delete("Account", acc)  # takes the case along; links have no recycle bin
+    assert _links(org, acc_doc) == [] and _links(org, case_doc) == []
+    org.undelete(acc)
+    assert _links(org, acc_doc) == acc_links and _links(org, case_doc) == case_links
+    # a link whose document is deleted meanwhile stays away until the document comes back
+    org.delete("Case", case)
+    org.delete("ContentDocument", case_doc)
+    org.undelete(case)
+    assert _links(org, case_doc) == []
+    org.undelete(case_doc)
+    assert _links(org, case_doc) == case_links
+    # purge forgets the removed links for good
+    org.delete("Account", acc)
+    org.purge(acc)
+    assert _links(org, acc_doc) == []
 
 
 def test_master_detail_cascade(org):

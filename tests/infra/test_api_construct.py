@@ -128,6 +128,7 @@ def add_api_to_stack(stack):
         handler=api_fn,
         orgs=[o.name for o in stack.config.orgs],
         state_machine=stack.backup.state_machine,
+        restore_state_machine=stack.restore.state_machine,
         log_key=stack.keys.platform_key,
     )
 
@@ -157,4 +158,5 @@ def test_joins_the_real_stack_nag_clean(monkeypatch, tmp_path):
     ]
     assert len(fns) == 1
     env = fns[0]["Properties"]["Environment"]["Variables"]
-    assert "ORGVAULT_BACKUP_STATE_MACHINE_ARN" in env and "ORGVAULT_IAM_PRINCIPALS" in env
+    assert {"ORGVAULT_BACKUP_STATE_MACHINE_ARN", "ORGVAULT_RESTORE_STATE_MACHINE_ARN",
+            "ORGVAULT_IAM_PRINCIPALS"} <= set(env)

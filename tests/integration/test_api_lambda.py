@@ -77,3 +77,49 @@ def test_step_functions_launcher_starts_the_backup_workflow():
 
     with pytest.raises(ConfigError):
         StepFunctionsBackupLauncher(arn.replace("backup", "missing"), client=sfn).start_backup("acme", full=False)
+
+
+@mock_aws
+def test_approval_in_aws_mode_starts_the_restore_workflow_and_runs_nothing_here(tmp_path):
+    from orgvault.adapters.aws_stepfunctions import StepFunctionsRestoreLauncher
+    from orgvault.api.app import ApiContext, OrgVaultApi
+    from orgvault.api.audit import AuditLog
+    from tests.integration.test_api_support import build_world, stop_world
+
+    sfn = boto3.client("stepfunctions", region_name="eu-west-1")
+    role = boto3.client("iam", region_name="eu-west-1").create_role(
+        RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    arn = sfn.create_state_machine(name="restore", roleArn=role, definition=json.dumps(
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+    w = build_world(tmp_path, scale=60)
+    try:
+        lines: list[str] = []
+
+        class Refuse:
+            def submit(self, name, fn):  # pragma: no cover - must not be used when a launcher is set
+                raise AssertionError("an approved restore ran in the API process")
+
+        api = OrgVaultApi(ApiContext(app=w.app, launcher=None, runner=Refuse(), audit=AuditLog(sink=lines.append),
+                                     restore_launcher=StepFunctionsRestoreLauncher(arn, client=sfn)))
+        claims = {"sub": "u-9", "cognito:username": "olga", "cognito:groups": "org:acme:operator"}
+
+        def call(method, path, body=None):
+            out = api.handle({"path": path, "httpMethod": method, "headers": {"Content-Type": "application/json"},
+                              "body": json.dumps(body) if body is not None else None,
+                              "requestContext": {"requestId": "q", "authorizer": {"claims": claims}}}, None)
+            return out["statusCode"], json.loads(out["body"])
+
+        status, plan = call("POST", "/v1/orgs/acme/restores", {
+            "object": "Account", "mode": "revert-fields", "ids": [w.account_id], "snapshot_id": w.snapshots[0]})
+        assert status == 201 and plan["planned_total"] == 1, plan
+        status, approved = call("POST", f"/v1/orgs/acme/restores/{plan['restore_id']}/approve")
+        assert status == 202 and approved["approved_by"] == "olga"
+        (execution,) = sfn.list_executions(stateMachineArn=arn)["executions"]
+        started = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+        assert started == {"org": "acme", "job_id": plan["restore_id"]}
+        name = next(r for r in w.emu.org.true_records("Account") if r["Id"] == w.account_id)["Name"]
+        assert name == "Renamed by the API test", "nothing was written by the API process itself"
+        runs = [json.loads(x) for x in lines if '"restores.run"' in x]
+        assert runs and runs[-1]["outcome"] == "started" and runs[-1]["principal"]["name"] == "olga"
+    finally:
+        stop_world(w)

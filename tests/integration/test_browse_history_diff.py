@@ -53,7 +53,7 @@ def test_browse_at_snapshot_and_time(two_snapshots):
         snaps,
         ORG,
         "Account",
-        at=first.created_at + timedelta(seconds=1),
+        at=first.created_at + (second.created_at - first.created_at) / 2,  # between the two backups
         where="Name ^ globex",
         fields=["Name", "NumberOfEmployees"],
     )
@@ -160,6 +160,12 @@ def test_cli_browse_history_diff_restore(two_snapshots, capsys):
     assert main([*base, "history", ORG, h.account], env={}) == 0
     out = capsys.readouterr().out
     assert "changed" in out and "Globex Renamed" in out
+    assert main([*base, "history", ORG, h.account, "--json"], env={}) == 0
+    hist = json.loads(capsys.readouterr().out)
+    assert [v["state"] for v in hist["versions"]] == ["created", "changed"]
+    assert main([*base, "diff", ORG, first.snapshot_id, second.snapshot_id, "Contact", "--json"], env={}) == 0
+    [contacts] = json.loads(capsys.readouterr().out)["objects"]
+    assert [r["Id"] for r in contacts["deleted"]] == [h.contacts[1]]
     assert main([*base, "diff", ORG, first.snapshot_id, second.snapshot_id], env={}) == 0
     out = capsys.readouterr().out
     assert "Contact: +1 added, -1 deleted" in out

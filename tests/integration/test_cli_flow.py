@@ -213,6 +213,7 @@ def test_org_add_with_each_auth_flow(home_env, emulator, jwt_private_key, auth, 
     home, env = home_env
     facts = emulator.facts
     run(["init"], env)
+    capsys.readouterr()
     args = [
         "org",
         "add",

@@ -321,3 +321,24 @@ def test_restore_in_time_boxed_steps_like_a_lambda(world):
     assert steps > 5, "every step wrote one batch and handed over"
     assert {o: len(live(org, o)) for o in before} == before
     assert_self_references(org, h, svc.journal.load(report.job_id).id_map)
+
+
+def test_cli_paused_restore_exits_3_and_resumes(world, tmp_path, capsys):
+    import json as _json
+
+    from orgvault.cli import main
+
+    app, emu, org, h, snap = world
+    delete_hierarchy(org, h)
+    emu.usage.reset(40)  # not enough allowance for the whole restore today
+    base = ["--home", str(tmp_path)]
+    code = main([*base, "restore", ORG, "Account", "--ids", h.account, "--with-children", "--json"], env={})
+    doc = _json.loads(capsys.readouterr().out)
+    assert code == 3 and doc["status"] == "paused" and "--resume" in doc["message"]
+    emu.usage.reset(100_000)
+    assert main([*base, "restore", ORG, "--resume", doc["job_id"]], env={}) == 0
+    out = capsys.readouterr().out
+    assert f"restore job {doc['job_id']} completed" in out
+    assert sum(1 for a in live(org, "Account").values() if a["Name"].startswith("Globex, ")) == 1
+    assert main([*base, "restore", ORG, "--list"], env={}) == 0
+    assert "completed" in capsys.readouterr().out
