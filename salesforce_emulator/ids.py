@@ -116,30 +116,27 @@ class IdFactory:
         self.counters[key_prefix] = start + n - 1
         head = key_prefix + self.pod
         tri = _tri()
+        tri_bits = _tri_bits()
         out = []
         append = out.append
         upper = None
         mid = ""
-        ck1 = ck2 = ""
-        cache3: dict[str, str] = {}
+        ck12 = ""
+        bits2 = 0
+        suffix = _SUFFIX
         for c in range(start, start + n):
             hi, lo = divmod(c, 238328)
             if hi != upper:
                 upper = hi
                 mid = head + _b62(hi, 7)  # 12 characters: chunk 1, chunk 2 and 2 chars of chunk 3
-                ck1 = _SUFFIX[_bits(mid[0:5])]
-                ck2 = _SUFFIX[_bits(mid[5:10])]
-                cache3 = {}
-            t = tri[lo]
-            chunk3 = mid[10:12] + t
-            ck3 = cache3.get(chunk3)
-            if ck3 is None:
-                ck3 = cache3[chunk3] = _SUFFIX[_bits(chunk3)]
-            append(mid + t + ck1 + ck2 + ck3)
+                ck12 = _SUFFIX[_bits(mid[0:5])] + _SUFFIX[_bits(mid[5:10])]
+                bits2 = _bits(mid[10:12])  # chunk 3 = these 2 characters + the 3 of tri[lo]
+            append(mid + tri[lo] + ck12 + suffix[bits2 | tri_bits[lo] << 2])
         return out
 
 
 _TRI: list[str] = []
+_TRI_BITS: list[int] = []
 
 
 def _tri() -> list[str]:
@@ -147,6 +144,14 @@ def _tri() -> list[str]:
     if not _TRI:
         _TRI.extend(a + b + c for a in _B62 for b in _B62 for c in _B62)
     return _TRI
+
+
+def _tri_bits() -> list[int]:
+    """``_bits`` of every 3-character base-62 string, in ``_tri`` order (cached)."""
+    if not _TRI_BITS:
+        up = [1 if "A" <= ch <= "Z" else 0 for ch in _B62]
+        _TRI_BITS.extend(a | b << 1 | c << 2 for a in up for b in up for c in up)
+    return _TRI_BITS
 
 
 def _bits(chunk: str) -> int:

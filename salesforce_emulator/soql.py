@@ -765,7 +765,9 @@ def _compile(
         raise SalesforceError(400, "INVALIDENTITY", f"Entity '{obj.name}' is not supported by the Bulk API.")
     if for_bulk and sel.is_count:  # "Bulk API 2.0 doesn't support ... Aggregate Functions such as COUNT()"
         raise SalesforceError(
-            400, "FUNCTIONALITY_NOT_ENABLED", "Aggregate functions such as COUNT() are not supported in Bulk Query"
+            400,
+            "FUNCTIONALITY_NOT_ENABLED",
+            "Aggregate functions such as COUNT() are not supported in Bulk Query",
         )
     if (
         restricted

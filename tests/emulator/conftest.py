@@ -77,12 +77,16 @@ PAGER_NAMES = frozenset(f"Pager{i:05d}" for i in range(2001))
 
 
 def ensure_pager_leads(org: Any) -> None:
-    """Make the live Leads whose LastName starts with 'Pager' exactly Pager00000..Pager02000, once each."""
-    page = org.fetch(org.compile("SELECT Id, LastName FROM Lead WHERE LastName LIKE 'Pager%'"), None, 10_000)
+    """Make the Leads whose LastName starts with 'Pager' exactly Pager00000..Pager02000, once each, all
+    live, with none in the recycle bin (queryAll sees those)."""
+    soql = "SELECT Id, LastName, IsDeleted FROM Lead WHERE LastName LIKE 'Pager%'"
+    page = org.fetch(org.compile(soql, include_deleted=True), None, 10_000)
     seen: set[str] = set()
     for row in page.rows:
-        rid, name = row[0], row[1]
-        if name not in PAGER_NAMES or name in seen:  # a stray or a duplicate Pager lead
+        rid, name, deleted = row[0], row[1], row[2]
+        if deleted:
+            org.purge(rid)
+        elif name not in PAGER_NAMES or name in seen:  # a stray or a duplicate Pager lead
             org.delete("Lead", rid)
             org.purge(rid)
         else:

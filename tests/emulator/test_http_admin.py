@@ -115,7 +115,10 @@ def test_truth_counts_and_records(emu, session):
 
 
 def test_mutate_through_activity(private_emu, paging_leads, emu):
-    shared_pagers = emu.org.count(emu.org.compile("SELECT COUNT() FROM Lead WHERE LastName LIKE 'Pager%'"))
+    shared = emu
+    shared_pagers = shared.org.count(
+        shared.org.compile("SELECT COUNT() FROM Lead WHERE LastName LIKE 'Pager%'")
+    )
     emu = private_emu
     session, sf = _client(emu)
     try:
@@ -141,7 +144,7 @@ def test_mutate_through_activity(private_emu, paging_leads, emu):
     assert unknown.status_code == 404
     # the random mutation happened in a private org: the shared org's paging leads are untouched
     assert shared_pagers == paging_leads
-    assert emu.org is not private_emu.org
+    assert shared.org is not private_emu.org
 
 
 def test_pager_fixture_repairs_whatever_an_earlier_test_did(emu, paging_leads):
@@ -154,6 +157,8 @@ def test_pager_fixture_repairs_whatever_an_earlier_test_did(emu, paging_leads):
     ensure_pager_leads(org)
     names = [r[1] for r in org.fetch(org.compile(PAGE_SOQL), None, 5000).rows]
     assert sorted(names) == sorted(PAGER_NAMES)
+    with_deleted = org.fetch(org.compile(PAGE_SOQL, include_deleted=True), None, 5000).rows
+    assert len(with_deleted) == len(PAGER_NAMES)  # nothing left in the recycle bin for queryAll to see
 
 
 def test_activity_functions_by_name(private_emu):

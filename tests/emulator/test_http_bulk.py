@@ -282,7 +282,9 @@ def test_a_job_is_only_reachable_through_its_own_api_version(emu, session):
         body = other.json()
         assert isinstance(body, list) and body[0]["errorCode"] == "API_ERROR" and "59.0" in body[0]["message"]
     ingest = session.post(
-        f"{api(emu, '60.0')}/jobs/ingest", json={"object": "Account", "operation": "insert"}, headers=auth(emu)
+        f"{api(emu, '60.0')}/jobs/ingest",
+        json={"object": "Account", "operation": "insert"},
+        headers=auth(emu),
     ).json()
     upload = session.put(
         f"{api(emu, '59.0')}/jobs/ingest/{ingest['id']}/batches",
@@ -290,4 +292,6 @@ def test_a_job_is_only_reachable_through_its_own_api_version(emu, session):
         headers={**auth(emu), "Content-Type": "text/csv"},
     )
     assert upload.status_code == 409
-    assert session.delete(f"{api(emu, '60.0')}/jobs/ingest/{ingest['id']}", headers=auth(emu)).status_code == 204
+    assert (
+        session.delete(f"{api(emu, '60.0')}/jobs/ingest/{ingest['id']}", headers=auth(emu)).status_code == 204
+    )

@@ -430,7 +430,9 @@ def test_pages_shrink_to_200_when_several_long_text_fields_are_selected():
                 page = session.get(f"{api(emu)}/query", params={"q": soql}, headers=headers).json()
                 out = [len(page["records"])]
                 while not page["done"]:
-                    page = session.get(emu.facts.instance_url + page["nextRecordsUrl"], headers=headers).json()
+                    page = session.get(
+                        emu.facts.instance_url + page["nextRecordsUrl"], headers=headers
+                    ).json()
                     out.append(len(page["records"]))
                 return out
 
