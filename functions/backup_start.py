@@ -24,7 +24,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not isinstance(run_input, dict):
         raise ConfigError('the execution input must be a JSON object like {"org": "acme-prod"}')
     org = text(run_input, "org", max_len=64)
-    plan = backup_service(owner).start_run(org, full=flag(run_input, "full"))
+    full = flag(run_input, "full")
+    plan = backup_service(owner).start_run(org, full=full)
     logger.info("run planned", org=org, run_id=plan.run_id, objects=len(plan.objects), resumed=plan.resumed)
     return {
         "org": plan.org,

@@ -279,14 +279,12 @@ class _Gen:
         return created, modified
 
     def fmt_secs(self, s: int) -> str:
-        """fmt_dt(self.start + s seconds), fast (cached day prefixes)."""
+        """fmt_dt(self.start + s seconds), fast (cached day prefixes and times of day)."""
         day, rem = divmod(s + self._start_sod, 86400)
         prefix = self._days.get(day)
         if prefix is None:
             prefix = self._days[day] = (self._start_day + timedelta(days=day)).strftime("%Y-%m-%dT")
-        h, rem = divmod(rem, 3600)
-        m, sec = divmod(rem, 60)
-        return f"{prefix}{h:02d}:{m:02d}:{sec:02d}.000Z"
+        return prefix + _TIMES_OF_DAY[rem]
 
     def text(self, n: int, hostile: float = 0.05, null: float = 0.1) -> list[str | None]:
         rng = self.rng
@@ -338,12 +336,9 @@ class _Gen:
     def dates(self, n: int, lo_days: int, hi_days: int, null: float = 0.2) -> list[str | None]:
         rng = self.rng
         today = self.now.date()
-        return [
-            None
-            if rng.random() < null
-            else (today + timedelta(days=rng.randint(lo_days, hi_days))).isoformat()
-            for _ in range(n)
-        ]
+        text = [(today + timedelta(days=d)).isoformat() for d in range(lo_days, hi_days + 1)]
+        rand, randint = rng.random, rng.randint
+        return [None if rand() < null else text[randint(lo_days, hi_days) - lo_days] for _ in range(n)]
 
     def bools(self, n: int, p: float = 0.5) -> list[int]:
         rng = self.rng
@@ -406,21 +401,28 @@ class _Gen:
                 "GeocodeAccuracy",
             )
         }
-        for _ in range(n):
-            if rng.random() < null:
+        street, city_, state_, postal_, country_, lat_, lon_, acc_ = out.values()
+        rand, choice, uniform = rng.random, rng.choice, rng.uniform
+        for _ in range(n):  # the draws' order is part of the seed's contract: keep it
+            if rand() < null:
                 for v in out.values():
                     v.append(None)
                 continue
-            city, state, postal, country, lat, lon = rng.choice(CITIES)
-            geo = rng.random() < 0.5
-            out[f"{prefix}Street"].append(rng.choice(STREETS))
-            out[f"{prefix}City"].append(city)
-            out[f"{prefix}State"].append(state)
-            out[f"{prefix}PostalCode"].append(postal)
-            out[f"{prefix}Country"].append(country)
-            out[f"{prefix}Latitude"].append(round(lat + rng.uniform(-0.05, 0.05), 6) if geo else None)
-            out[f"{prefix}Longitude"].append(round(lon + rng.uniform(-0.05, 0.05), 6) if geo else None)
-            out[f"{prefix}GeocodeAccuracy"].append("Address" if geo else None)
+            city, state, postal, country, lat, lon = choice(CITIES)
+            geo = rand() < 0.5
+            street.append(choice(STREETS))
+            city_.append(city)
+            state_.append(state)
+            postal_.append(postal)
+            country_.append(country)
+            if geo:
+                lat_.append(round(lat + uniform(-0.05, 0.05), 6))
+                lon_.append(round(lon + uniform(-0.05, 0.05), 6))
+                acc_.append("Address")
+            else:
+                lat_.append(None)
+                lon_.append(None)
+                acc_.append(None)
         return out
 
     # objects ------------------------------------------------------------------------------------
@@ -956,12 +958,17 @@ class _Gen:
         self.total += n
 
 
+_TIMES_OF_DAY = [f"{h:02d}:{m:02d}:{sec:02d}.000Z" for h in range(24) for m in range(60) for sec in range(60)]
+
+
 def generate(org: Org, *, scale: int = 500, seed: int = 1) -> dict[str, int]:
     """Fill ``org`` (freshly created, empty apart from its API user) with about ``scale`` records.
     Returns the number of records created per object."""
     conn = org._conn
     with org._lock:
         conn.execute("PRAGMA synchronous=OFF")
+        cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
+        conn.execute("PRAGMA cache_size=-131072")  # 128 MB while loading: index builds sort in memory
         # drop secondary indexes while loading; rebuilt below
         idx = conn.execute(
             "SELECT name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL "
@@ -980,5 +987,6 @@ def generate(org: Org, *, scale: int = 500, seed: int = 1) -> dict[str, int]:
                 {"scale": scale, "seed": seed, "counts": counts, "generated_at": fmt_dt(datetime.now(UTC))},
             )
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA cache_size={int(cache_size)}")
         conn.execute("ANALYZE")
     return counts

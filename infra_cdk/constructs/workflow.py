@@ -36,7 +36,8 @@ from orgvault import errors
 
 def _subclasses(cls: type) -> list[type]:
     out: list[type] = []
-    for sub in cls.__subclasses__():
+    subs: list[type] = cls.__subclasses__()
+    for sub in subs:
         out.append(sub)
         out.extend(_subclasses(sub))
     return out

@@ -58,3 +58,11 @@ def test_factory_continues_from_counters():
     f2 = IdFactory(seed=1, counters={"00Q": 238320})
     ids = f2.new_ids("00Q", 20)
     assert len(set(ids)) == 20 and all(to_18(i[:15]) == i for i in ids)
+
+
+def test_factory_ids_across_a_counter_chunk_boundary_have_correct_checksums():
+    f = IdFactory(seed=3, counters={"003": 238_328 - 5})  # the 3-character tail wraps after 238,328
+    ids = f.new_ids("003", 10)
+    assert len(set(ids)) == 10
+    assert all(is_valid_id(i) and to_18(i[:15]) == i for i in ids)
+    assert ids[3][:12] != ids[4][:12]  # the upper part moved on
