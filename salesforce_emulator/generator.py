@@ -967,8 +967,6 @@ def generate(org: Org, *, scale: int = 500, seed: int = 1) -> dict[str, int]:
     conn = org._conn
     with org._lock:
         conn.execute("PRAGMA synchronous=OFF")
-        cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
-        conn.execute("PRAGMA cache_size=-131072")  # 128 MB while loading: index builds sort in memory
         # drop secondary indexes while loading; rebuilt below
         idx = conn.execute(
             "SELECT name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL "
@@ -987,6 +985,5 @@ def generate(org: Org, *, scale: int = 500, seed: int = 1) -> dict[str, int]:
                 {"scale": scale, "seed": seed, "counts": counts, "generated_at": fmt_dt(datetime.now(UTC))},
             )
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"PRAGMA cache_size={int(cache_size)}")
         conn.execute("ANALYZE")
     return counts

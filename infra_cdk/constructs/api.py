@@ -202,8 +202,10 @@ class Api(Construct):
         )
         # No anonymous method anywhere: the root has no method.
 
-        starts = {"ORGVAULT_BACKUP_STATE_MACHINE_ARN": state_machine,
-                  "ORGVAULT_RESTORE_STATE_MACHINE_ARN": restore_state_machine}
+        starts = {
+            "ORGVAULT_BACKUP_STATE_MACHINE_ARN": state_machine,
+            "ORGVAULT_RESTORE_STATE_MACHINE_ARN": restore_state_machine,
+        }
         if isinstance(handler, lambda_.Function):
             handler.add_environment("ORGVAULT_IAM_PRINCIPALS", json.dumps(ctx("apiIamPrincipals") or {}))
             for env_name, machine in starts.items():

@@ -9,10 +9,11 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra_cdk.config import DeploymentConfig
+from infra_cdk.constructs.api import Api
 from infra_cdk.constructs.audit import Audit
 from infra_cdk.constructs.catalog import Catalog
 from infra_cdk.constructs.credentials import Credentials
-from infra_cdk.constructs.functions import Functions
+from infra_cdk.constructs.functions import Access, Functions, FunctionSpec
 from infra_cdk.constructs.keys import Keys
 from infra_cdk.constructs.layers import Layers
 from infra_cdk.constructs.monitoring import Monitoring
@@ -58,6 +59,31 @@ class OrgVaultStack(Stack):
             key=self.keys.platform_key,
         )
         self.restore = RestoreWorkflow(self, "Restore", run=fns["restore_run"], key=self.keys.platform_key)
+        api_fn = self.functions.add(
+            FunctionSpec(
+                "api",
+                "orgvault API: browse, diff, restore",
+                Access(
+                    bucket_read=True,
+                    bucket_write=True,
+                    secrets=True,
+                    org_key_encrypt=True,
+                    org_key_decrypt=True,
+                ),
+                timeout_seconds=29,
+                memory_mb=1024,
+            ),
+            reserved=20,
+        )
+        self.api = Api(
+            self,
+            "Api",
+            handler=api_fn,
+            orgs=[o.name for o in config.orgs],
+            state_machine=self.backup.state_machine,
+            restore_state_machine=self.restore.state_machine,
+            log_key=self.keys.platform_key,
+        )
         self.schedules = Schedules(
             self,
             "Schedules",
@@ -86,4 +112,5 @@ class OrgVaultStack(Stack):
         CfnOutput(self, "CatalogTableName", value=self.catalog.table.table_name)
         CfnOutput(self, "BackupStateMachineArn", value=self.backup.state_machine.state_machine_arn)
         CfnOutput(self, "RestoreStateMachineArn", value=self.restore.state_machine.state_machine_arn)
+        CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
         CfnOutput(self, "NotificationsTopicArn", value=self.monitoring.topic.topic_arn)

@@ -18,10 +18,30 @@ from orgvault.api.authz import Principal
 
 AUDIT_LOGGER = "orgvault.audit"
 # Details the audit line may carry: identifiers and counts, never data or secrets.
-ALLOWED_DETAILS = frozenset({
-    "object", "snapshot_id", "at", "record_id", "older", "newer", "restore_id", "run_id", "mode",
-    "target", "count", "dry_run", "status", "ok", "where", "fields", "ids", "full", "request_id", "error",
-})
+ALLOWED_DETAILS = frozenset(
+    {
+        "object",
+        "snapshot_id",
+        "at",
+        "record_id",
+        "older",
+        "newer",
+        "restore_id",
+        "run_id",
+        "mode",
+        "target",
+        "count",
+        "dry_run",
+        "status",
+        "ok",
+        "where",
+        "fields",
+        "ids",
+        "full",
+        "request_id",
+        "error",
+    }
+)
 
 
 class AuditLog:
@@ -31,8 +51,9 @@ class AuditLog:
         self._logger = logging.getLogger(AUDIT_LOGGER)
         self._sink = sink
 
-    def record(self, action: str, principal: Principal | None, org: str | None, outcome: str = "ok",
-               **details: Any) -> dict[str, Any]:
+    def record(
+        self, action: str, principal: Principal | None, org: str | None, outcome: str = "ok", **details: Any
+    ) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "audit": True,
             "time": datetime.now(UTC).isoformat(),

@@ -85,8 +85,9 @@ def parse_groups(value: Any) -> list[str]:
     return [i.strip() for i in items if i.strip()]
 
 
-def principal_from_groups(subject: str, name: str, groups: Iterable[str],
-                          kind: PrincipalKind = PrincipalKind.USER) -> Principal:
+def principal_from_groups(
+    subject: str, name: str, groups: Iterable[str], kind: PrincipalKind = PrincipalKind.USER
+) -> Principal:
     """Groups that are not role groups are ignored; the highest role per org wins."""
     roles: dict[str, Role] = {}
     is_admin = False
@@ -110,8 +111,9 @@ def role_arn(arn: str) -> str:
     return f"arn:{m['part']}:iam::{m['acct']}:role/{m['role']}" if m else arn
 
 
-def principal_from_event(event: Mapping[str, Any], iam_principals: Mapping[str, Iterable[str]] | None = None
-                         ) -> Principal | None:
+def principal_from_event(
+    event: Mapping[str, Any], iam_principals: Mapping[str, Iterable[str]] | None = None
+) -> Principal | None:
     """The caller of an API Gateway REST proxy event, or ``None`` (anonymous)."""
     ctx = event.get("requestContext") or {}
     if not isinstance(ctx, Mapping):
@@ -137,6 +139,8 @@ def require(principal: Principal | None, org: str, role: Role) -> Principal:
     if principal is None:
         raise Unauthenticated("sign in first: send a bearer token (Authorization: Bearer ...)")
     if not principal.can(org, role):
-        raise Forbidden(f"{principal.name} may not do this on org {org!r}: it needs the {role} role "
-                        f"(group org:{org}:{role})")
+        raise Forbidden(
+            f"{principal.name} may not do this on org {org!r}: it needs the {role} role "
+            f"(group org:{org}:{role})"
+        )
     return principal

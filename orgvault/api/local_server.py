@@ -53,8 +53,15 @@ def check_password(password: str, stored: str) -> bool:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
-        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=len(base64.b64decode(digest)), maxmem=256 * 1024 * 1024)
+        got = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(base64.b64decode(digest)),
+            maxmem=256 * 1024 * 1024,
+        )
     except (ValueError, binascii.Error):
         return False
     return hmac.compare_digest(got, base64.b64decode(digest))
@@ -85,7 +92,9 @@ class LocalUsers:
         self._lock = threading.Lock()
 
     @staticmethod
-    def load(home: Path, users_file: Path | None = None, *, create_admin: bool = True) -> tuple[LocalUsers, str | None]:
+    def load(
+        home: Path, users_file: Path | None = None, *, create_admin: bool = True
+    ) -> tuple[LocalUsers, str | None]:
         """Users from ``users_file`` plus the admin token (created when missing and ``create_admin``).
         Returns the users and the new admin token (``None`` when it already existed)."""
         users: list[LocalUser] = []
@@ -97,14 +106,18 @@ class LocalUsers:
             try:
                 stored = json.loads(token_file.read_text())["token_sha256"]
             except (OSError, ValueError, KeyError) as exc:
-                raise ConfigError(f"cannot read {token_file} ({type(exc).__name__}); delete it to make a new token") from None
+                raise ConfigError(
+                    f"cannot read {token_file} ({type(exc).__name__}); delete it to make a new token"
+                ) from None
             users.append(LocalUser("admin", (GLOBAL_ADMIN_GROUP,), token_sha256=str(stored)))
         elif create_admin:
             new_token = secrets.token_urlsafe(32)
             token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
-                json.dump({"token_sha256": token_hash(new_token), "created_at": datetime.now(UTC).isoformat()}, f)
+                json.dump(
+                    {"token_sha256": token_hash(new_token), "created_at": datetime.now(UTC).isoformat()}, f
+                )
             users.append(LocalUser("admin", (GLOBAL_ADMIN_GROUP,), token_sha256=token_hash(new_token)))
         return LocalUsers(users), new_token
 
@@ -143,23 +156,47 @@ def _read_users_file(path: Path) -> list[LocalUser]:
         raise ConfigError(f"the users file {path} must hold a JSON object with 'users' and/or 'tokens'")
     out: list[LocalUser] = []
     for u in data.get("users") or []:
-        if not isinstance(u, dict) or not u.get("username") or not str(u.get("password_hash", "")).startswith("scrypt$"):
-            raise ConfigError(f"{path}: each user needs 'username' and a scrypt 'password_hash' (orgvault serve --hash-password)")
-        out.append(LocalUser(str(u["username"]), tuple(str(g) for g in u.get("groups") or ()),
-                             password_hash=str(u["password_hash"])))
+        if (
+            not isinstance(u, dict)
+            or not u.get("username")
+            or not str(u.get("password_hash", "")).startswith("scrypt$")
+        ):
+            raise ConfigError(
+                f"{path}: each user needs 'username' and a scrypt 'password_hash' (orgvault serve --hash-password)"
+            )
+        out.append(
+            LocalUser(
+                str(u["username"]),
+                tuple(str(g) for g in u.get("groups") or ()),
+                password_hash=str(u["password_hash"]),
+            )
+        )
     for t in data.get("tokens") or []:
         if not isinstance(t, dict) or not t.get("name") or len(str(t.get("token_sha256", ""))) != 64:
-            raise ConfigError(f"{path}: each token needs 'name' and 'token_sha256' (hex SHA-256 of the token)")
-        out.append(LocalUser(str(t["name"]), tuple(str(g) for g in t.get("groups") or ()),
-                             token_sha256=str(t["token_sha256"]).lower()))
+            raise ConfigError(
+                f"{path}: each token needs 'name' and 'token_sha256' (hex SHA-256 of the token)"
+            )
+        out.append(
+            LocalUser(
+                str(t["name"]),
+                tuple(str(g) for g in t.get("groups") or ()),
+                token_sha256=str(t["token_sha256"]).lower(),
+            )
+        )
     return out
 
 
 # --- HTTP → proxy event ------------------------------------------------------------------------------
 
 
-def to_event(method: str, target: str, headers: Mapping[str, str], body: bytes, user: LocalUser | None,
-             source_ip: str = "127.0.0.1") -> dict[str, Any]:
+def to_event(
+    method: str,
+    target: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    user: LocalUser | None,
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
     """An API Gateway REST proxy event for one HTTP request (``user`` None: no authorizer)."""
     parts = urlsplit(target)
     multi = parse_qs(parts.query, keep_blank_values=True)
@@ -178,8 +215,13 @@ def to_event(method: str, target: str, headers: Mapping[str, str], body: bytes, 
         "identity": {"sourceIp": source_ip},
     }
     if user is not None:
-        ctx["authorizer"] = {"claims": {"sub": f"local:{user.name}", "cognito:username": user.name,
-                                        "cognito:groups": ",".join(user.groups)}}
+        ctx["authorizer"] = {
+            "claims": {
+                "sub": f"local:{user.name}",
+                "cognito:username": user.name,
+                "cognito:groups": ",".join(user.groups),
+            }
+        }
     return {
         "resource": parts.path,
         "path": parts.path,
@@ -237,7 +279,9 @@ class _Handler(BaseHTTPRequestHandler):
         limit = self.server.api.ctx.max_body_bytes
         length_text = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._error(411, "LengthRequired", "send the body with a Content-Length (no chunked encoding)")
+            return self._error(
+                411, "LengthRequired", "send the body with a Content-Length (no chunked encoding)"
+            )
         try:
             length = int(length_text) if length_text else 0
             if length < 0:
@@ -245,8 +289,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self._error(400, "BadRequest", "Content-Length is not a valid number")
         if length > limit:
-            return self._error(413, "PayloadTooLarge",
-                               f"the request body is {length} bytes; the limit is {limit} bytes")
+            return self._error(
+                413, "PayloadTooLarge", f"the request body is {length} bytes; the limit is {limit} bytes"
+            )
         body = self.rfile.read(length) if length else b""
         user = self.server.users.authenticate(self.headers.get("Authorization"))
         headers = {k: v for k, v in self.headers.items()}

@@ -199,8 +199,9 @@ class RestoreOut(BaseModel):
     approved_by: str | None = None
     message: str = ""
     counts: dict[str, int] = Field(default_factory=dict)
-    planned: list[PlannedWriteOut] = Field(default_factory=list,
-                                           description="the dry run's writes (first 1000 only)")
+    planned: list[PlannedWriteOut] = Field(
+        default_factory=list, description="the dry run's writes (first 1000 only)"
+    )
     planned_total: int = 0
 
 

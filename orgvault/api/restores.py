@@ -67,26 +67,49 @@ class RestoreDesk:
     def _service(self, org: str, target: str | None, journal: RestoreJournal | None) -> RestoreService:
         conn = self.app.catalog.get_org(org)
         target_conn = self.app.catalog.get_org(target) if target else conn
-        return RestoreService(Snapshots(self.app.catalog, self.app.vault), self.writer_factory(target_conn),
-                              journal, key_ref=conn.key_ref)
+        return RestoreService(
+            Snapshots(self.app.catalog, self.app.vault),
+            self.writer_factory(target_conn),
+            journal,
+            key_ref=conn.key_ref,
+        )
 
     # --- plan ------------------------------------------------------------------------------------------
 
     def plan(self, request: RestoreRequest, requested_by: str) -> RestoreView:
         dry = RestoreRequest.from_json({**request.to_json(), "dry_run": True})
         report: RestoreReport = self._service(request.org, request.target, None).run(dry)
-        pinned = RestoreRequest.from_json({**request.to_json(), "snapshot_id": report.snapshot_id, "at": None,
-                                           "dry_run": False})
-        planned = [{"object": p.object_name, "operation": p.operation, "source_id": p.source_id,
-                    "target_id": p.target_id, "fields": dict(p.values)} for p in report.planned]
+        pinned = RestoreRequest.from_json(
+            {**request.to_json(), "snapshot_id": report.snapshot_id, "at": None, "dry_run": False}
+        )
+        planned = [
+            {
+                "object": p.object_name,
+                "operation": p.operation,
+                "source_id": p.source_id,
+                "target_id": p.target_id,
+                "fields": dict(p.values),
+            }
+            for p in report.planned
+        ]
         journal = self._journal(request.org)
         job_id = new_job_id()
-        journal.append(job_id, 0, "job", {
-            "request": pinned.to_json(),
-            "created_at": datetime.now(UTC).isoformat(),
-            "api": {"approval": "pending", "requested_by": requested_by, "planned": planned[:PLAN_SHOWN],
-                    "planned_total": len(planned), "counts": report.counts()},
-        })
+        journal.append(
+            job_id,
+            0,
+            "job",
+            {
+                "request": pinned.to_json(),
+                "created_at": datetime.now(UTC).isoformat(),
+                "api": {
+                    "approval": "pending",
+                    "requested_by": requested_by,
+                    "planned": planned[:PLAN_SHOWN],
+                    "planned_total": len(planned),
+                    "counts": report.counts(),
+                },
+            },
+        )
         return self.get(request.org, job_id)
 
     # --- read ------------------------------------------------------------------------------------------
@@ -127,17 +150,24 @@ class RestoreDesk:
 
     # --- approve ---------------------------------------------------------------------------------------
 
-    def approve(self, org: str, restore_id: str, approved_by: str,
-                submit: Callable[[str, Callable[[], Any]], None]) -> RestoreView:
+    def approve(
+        self, org: str, restore_id: str, approved_by: str, submit: Callable[[str, Callable[[], Any]], None]
+    ) -> RestoreView:
         view = self.get(org, restore_id)
         if view.status != AWAITING:
-            raise Conflict(f"restore {restore_id} is {view.status}; only a restore awaiting approval can be approved")
+            raise Conflict(
+                f"restore {restore_id} is {view.status}; only a restore awaiting approval can be approved"
+            )
         journal = self._journal(org)
         state = journal.load(restore_id)
         nonce = secrets.token_hex(8)
         seq = state.next_seq
-        journal.append(restore_id, seq, "approval", {"approved_by": approved_by, "nonce": nonce,
-                                                     "at": datetime.now(UTC).isoformat()})
+        journal.append(
+            restore_id,
+            seq,
+            "approval",
+            {"approved_by": approved_by, "nonce": nonce, "at": datetime.now(UTC).isoformat()},
+        )
         mine = dict(journal.entries(restore_id)).get(seq, {})
         if mine.get("kind") != "approval" or mine.get("nonce") != nonce:
             raise Conflict(f"restore {restore_id} was approved by someone else at the same time")
@@ -158,8 +188,17 @@ def _count(results: list[dict[str, Any]]) -> dict[str, int]:
 def make_request(org: str, body: Any) -> RestoreRequest:
     """A :class:`RestoreRequest` from the API body (``models.RestoreCreate``)."""
     return RestoreRequest(
-        org=org, object_name=body.object, mode=RestoreMode(body.mode), snapshot_id=body.snapshot_id, at=body.at,
-        ids=tuple(body.ids), where=body.where, with_children=body.with_children, target=body.target,
-        external_id_field=body.external_id_field, skip_missing_fields=body.skip_missing_fields,
-        fields=tuple(body.fields), dry_run=True,
+        org=org,
+        object_name=body.object,
+        mode=RestoreMode(body.mode),
+        snapshot_id=body.snapshot_id,
+        at=body.at,
+        ids=tuple(body.ids),
+        where=body.where,
+        with_children=body.with_children,
+        target=body.target,
+        external_id_field=body.external_id_field,
+        skip_missing_fields=body.skip_missing_fields,
+        fields=tuple(body.fields),
+        dry_run=True,
     )

@@ -104,50 +104,10 @@ def test_mfa_can_be_required_and_waf_left_out():
     t.resource_count_is("AWS::WAFv2::WebACL", 0)
 
 
-def add_api_to_stack(stack):
-    """Exactly the lines the stack gets (see the report to the lead): the api function through the
-    stack's Functions construct, then the Api construct."""
-    from infra_cdk.constructs.api import Api
-    from infra_cdk.constructs.functions import Access, FunctionSpec
-
-    api_fn = stack.functions.add(
-        FunctionSpec(
-            "api",
-            "orgvault API: browse, diff, restore",
-            Access(
-                bucket_read=True, bucket_write=True, secrets=True, org_key_encrypt=True, org_key_decrypt=True
-            ),
-            timeout_seconds=29,
-            memory_mb=1024,
-        ),
-        reserved=20,
-    )
-    stack.api = Api(
-        stack,
-        "Api",
-        handler=api_fn,
-        orgs=[o.name for o in stack.config.orgs],
-        state_machine=stack.backup.state_machine,
-        restore_state_machine=stack.restore.state_machine,
-        log_key=stack.keys.platform_key,
-    )
-
-
-def test_joins_the_real_stack_nag_clean(monkeypatch, tmp_path):
+def test_joins_the_real_stack_nag_clean(synth):
     from aws_cdk.assertions import Template
 
-    from infra_cdk.stacks.orgvault_stack import OrgVaultStack
-    from tests.infra.conftest import TEST_CONTEXT, synthesize
-
-    original = OrgVaultStack.__init__
-
-    def init(self, *a, **kw):
-        original(self, *a, **kw)
-        if not hasattr(self, "api"):
-            add_api_to_stack(self)
-
-    monkeypatch.setattr(OrgVaultStack, "__init__", init)
-    s = synthesize(TEST_CONTEXT, str(tmp_path))
+    s = synth
     errors = [m for m in s.nag_messages if "AwsSolutions-" in m["message"]]  # errors and warnings
     assert not errors, errors[:5]
     t: Template = s.template
@@ -158,5 +118,8 @@ def test_joins_the_real_stack_nag_clean(monkeypatch, tmp_path):
     ]
     assert len(fns) == 1
     env = fns[0]["Properties"]["Environment"]["Variables"]
-    assert {"ORGVAULT_BACKUP_STATE_MACHINE_ARN", "ORGVAULT_RESTORE_STATE_MACHINE_ARN",
-            "ORGVAULT_IAM_PRINCIPALS"} <= set(env)
+    assert {
+        "ORGVAULT_BACKUP_STATE_MACHINE_ARN",
+        "ORGVAULT_RESTORE_STATE_MACHINE_ARN",
+        "ORGVAULT_IAM_PRINCIPALS",
+    } <= set(env)

@@ -292,6 +292,7 @@ def test_functions_are_arm64_python312_traced_with_powertools_env(synth):
         "functions.backup_finalize.handler",
         "functions.backup_fail.handler",
         "functions.restore_run.handler",
+        "functions.api.handler",
     }
     for lid, fn in functions.items():
         p = fn["Properties"]
