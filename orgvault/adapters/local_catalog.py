@@ -10,13 +10,14 @@ migrations recorded in ``schema_migrations``. Tables are listed in docs/format.m
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import sqlite3
 import threading
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import Enum
@@ -104,11 +105,36 @@ def _from_jsonable(hint: Any, value: Any) -> Any:
     return value
 
 
-def decode(cls: type[T], text: str) -> T:
+def _plain(value: Any) -> Any:
+    return value
+
+
+def _field_decoder(hint: Any) -> Callable[[Any], Any]:
+    """A one-argument function equal to ``lambda v: _from_jsonable(hint, v)``, resolved once."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if not args:
+            return _plain
+        hint = args[0]
+    if hint is datetime:
+        return lambda v: None if v is None else datetime.fromisoformat(v)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return lambda v, e=hint: None if v is None else e(v)
+    return _plain
+
+
+@functools.cache
+def _decoders(cls: type) -> dict[str, Callable[[Any], Any]]:
+    """Per dataclass: field name → value decoder (``typing.get_type_hints`` once per class, not per row)."""
     hints = typing.get_type_hints(cls)
+    return {f.name: _field_decoder(hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def decode(cls: type[T], text: str) -> T:
+    decoders = _decoders(cls)
     raw = json.loads(text)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: _from_jsonable(hints[k], v) for k, v in raw.items() if k in names})
+    return cls(**{k: decoders[k](v) for k, v in raw.items() if k in decoders})
 
 
 def _iso(dt: datetime) -> str:

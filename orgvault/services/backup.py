@@ -327,7 +327,9 @@ class BackupService:
             raise
 
     def _resume(self, run: Run) -> RunPlan:
-        run = replace(run, status=RunStatus.RUNNING, message="resumed")
+        run = replace(
+            run, status=RunStatus.RUNNING, message="resumed", stats={**run.stats, "lock_owner": self.owner}
+        )
         self.catalog.put_run(run)
         cps = self.catalog.list_checkpoints(run.org, run.run_id)
         skipped = tuple(SkippedObject(**s) for s in run.stats.get("skipped", []))
@@ -427,6 +429,7 @@ class BackupService:
                 "removed": removed,
                 "reconciled": reconcile or kind is RunKind.FULL,
                 "salesforce_org_id": _safe_org_id(src),
+                "lock_owner": self.owner,  # extract steps refresh the lock in its name
             },
         )
         self.catalog.put_run(run)
@@ -471,6 +474,8 @@ class BackupService:
         budget = self.settings.step_seconds if time_budget_s is None else time_budget_s
         deadline = time.monotonic() + budget
         cp = checkpoint if checkpoint is not None else self._checkpoint(org, run_id, object_name)
+        if cp.state is not ObjectState.DONE:
+            self.refresh_lock(org, run_id)
         calls0 = self.api_calls(org)
         stats = _StepStats()
         status, wait = StepStatus.DONE, 0.0
@@ -508,6 +513,23 @@ class BackupService:
             api_calls=self.api_calls(org) - calls0,
             checkpoint=cp,
         )
+
+    def refresh_lock(self, org: str, run_id: str) -> None:
+        """Extend the run lock (``lock_ttl_seconds`` from now) in the name of the run's owner, which
+        may be another process: in the cloud the lock belongs to the Step Functions execution and the
+        extract steps run as separate Lambdas. Skipped when the lock was refreshed less than a minute
+        ago (one catalog read) or is held by someone else (never taken over here)."""
+        owner = str(self.catalog.get_run(org, run_id).stats.get("lock_owner") or self.owner)
+        now = self.clock()
+        lock = self.catalog.get_lock(org)
+        ttl = self.settings.lock_ttl_seconds
+        if lock is not None and lock.expires_at > now:
+            if lock.owner != owner or lock.expires_at - now > timedelta(seconds=ttl - 60):
+                return
+        try:
+            self.catalog.acquire_lock(org, owner, now=now, ttl_seconds=ttl)
+        except RunInProgress:  # taken by another run in between: its lock, not ours to refresh
+            return
 
     def _checkpoint(self, org: str, run_id: str, object_name: str) -> Checkpoint:
         for cp in self.catalog.list_checkpoints(org, run_id):
@@ -703,17 +725,17 @@ class BackupService:
         """Seal and commit the buffered records (and tombstones), ``cp`` being the last committed
         checkpoint. Only the last commit moves the cursor to ``final_cursor`` (and the watermark):
         a crash in between re-reads the same pages (tombstones twice: harmless)."""
-        pending: list[tuple[ChunkKind, Any]] = []
+        pending: list[tuple[ChunkKind, Any, list[str] | None]] = []
         if tombs:
-            pending.append((ChunkKind.TOMBSTONES, tombs))
-        pending.extend((kind, encoded) for encoded in buf.chunks())
+            pending.append((ChunkKind.TOMBSTONES, tombs, None))
+        pending.extend((kind, encoded, ids) for encoded, ids in buf.chunks())
         if not pending:
             cp = replace(cp, cursor=final_cursor, watermark=watermark, updated_at=self.clock())
             self.catalog.put_checkpoint(cp)
             return cp
-        for i, (k, records) in enumerate(pending):
+        for i, (k, records, ids) in enumerate(pending):
             last = i == len(pending) - 1
-            chunk = glue.write_chunk(self.vault, conn, run_id, cp.object_name, cp.next_seq, k, records)
+            chunk = glue.write_chunk(self.vault, conn, run_id, cp.object_name, cp.next_seq, k, records, ids)
             n_live = chunk.records if k in (ChunkKind.RECORDS, ChunkKind.DELTA) else 0
             cp = replace(
                 cp,
@@ -788,29 +810,41 @@ class BackupService:
                 buf = _Buffer()
                 if time.monotonic() >= deadline:
                     return cp, StepStatus.MORE, 0.0
-        # All ids are committed: compute the purged ones.
+        # All ids are committed (sealed: encrypt only). Comparing them with the parent snapshot needs
+        # decrypting, which the extract step must never do: ``finalize_run`` does it (_reconcile).
+        final = {**cp.cursor, "phase": Phase.DONE.value, "read": None, "reconcile_pending": True}
+        cp = replace(cp, cursor=final, updated_at=self.clock())
+        self.catalog.put_checkpoint(cp)
+        return cp, StepStatus.DONE, 0.0
+
+    def _reconcile(
+        self, conn: OrgConnection, run: Run, cp: Checkpoint, parent_manifest: Any, stats: _StepStats
+    ) -> Checkpoint:
+        """Finalize side of reconciliation (decrypts; the extract step only wrote the IDS chunks):
+        every record of the snapshot (parent + this run's deltas) whose Id is not among the live Ids
+        read gets a tombstone, and the object's live count becomes exact. The tombstone chunk and
+        the checkpoint (``reconcile_pending`` cleared) commit together, so repeating is safe."""
+        org = conn.name
+        base = int(cp.cursor.get("base_from_seq", 0))
+        chunks = [c for c in self.catalog.list_chunks(org, run.run_id, cp.object_name) if c.seq >= base]
         live: set[str] = set()
-        chunks = self.catalog.list_chunks(org, run_id, cp.object_name)
         for ch in chunks:
             if ch.kind is ChunkKind.IDS:
                 live.update(glue.chunk_ids(self.vault, org, cp.object_name, ch))
         known: set[str] = set()
-        run = self.catalog.get_run(org, run_id)
-        if run.parent_snapshot_id:
-            parent = self.catalog.get_snapshot(org, run.parent_snapshot_id)
-            known.update(glue.iter_ids(self.vault, self.catalog, parent, cp.object_name))
-        for ch in chunks:
+        if parent_manifest is not None and cp.object_name in parent_manifest.objects:
+            known.update(glue.live_ids(self.vault, org, parent_manifest.objects[cp.object_name]))
+        for ch in sorted(chunks, key=lambda c: c.seq):
             if ch.kind is ChunkKind.DELTA:
                 known.update(glue.chunk_ids(self.vault, org, cp.object_name, ch))
             elif ch.kind is ChunkKind.TOMBSTONES:
                 known.difference_update(glue.chunk_ids(self.vault, org, cp.object_name, ch))
         gone = sorted(known - live)
-        live_count = len(known & live)
-        final = {**cp.cursor, "phase": Phase.DONE.value, "read": None, "live_count": live_count}
+        final = {**cp.cursor, "reconcile_pending": False, "live_count": len(known & live)}
         tombs = [{"Id": i, "deletedDate": None} for i in gone]
-        cp = self._flush(conn, run_id, cp, ChunkKind.DELTA, _Buffer(), tombs, final, cp.watermark, stats)
+        cp = self._flush(conn, run.run_id, cp, ChunkKind.DELTA, _Buffer(), tombs, final, cp.watermark, stats)
         stats.reconciled_gone += len(gone)
-        return cp, StepStatus.DONE, 0.0
+        return cp
 
     # --- finalize ----------------------------------------------------------------------------
     def finalize_run(self, org: str, run_id: str) -> SnapshotRecord:
@@ -834,6 +868,13 @@ class BackupService:
             parent = (
                 self.catalog.get_snapshot(org, run.parent_snapshot_id) if run.parent_snapshot_id else None
             )
+            pending = [c for c in cps if c.cursor.get("reconcile_pending")]
+            if pending:
+                parent_manifest = glue.read_manifest(self.vault, self.catalog, parent) if parent else None
+                stats = _StepStats()
+                for cp in pending:
+                    self._reconcile(conn, run, cp, parent_manifest, stats)
+                cps = self.catalog.list_checkpoints(org, run_id)
             chunks = [
                 ch
                 for cp in cps
@@ -953,28 +994,35 @@ class BackupService:
 class _Buffer:
     """Records waiting for a page boundary, encoded as they arrive (so the chunk is built once and
     its exact size is known). The builder's bounds are unbounded: the caller closes chunks, only on
-    page boundaries. A change of field set closes a chunk early (kept in ``closed``)."""
+    page boundaries. A change of field set closes a chunk early (kept in ``closed``). The Ids of
+    each chunk are kept alongside (for the chunk's id index, written with it)."""
 
-    __slots__ = ("_builder", "closed", "count")
+    __slots__ = ("_builder", "_ids", "closed", "count")
 
     def __init__(self) -> None:
         self._builder = ChunkBuilder(max_bytes=2**62, max_records=2**62)
-        self.closed: list[EncodedChunk] = []
+        self.closed: list[tuple[EncodedChunk, list[str]]] = []
+        self._ids: list[str] = []
         self.count = 0
 
     def add(self, rec: dict[str, Any]) -> None:
         done = self._builder.add(rec)
-        if done is not None:
-            self.closed.append(done)
+        if done is not None:  # closed before ``rec`` was added: it holds the pending records
+            self.closed.append((done, self._ids))
+            self._ids = []
+        rid = rec.get("Id")
+        if isinstance(rid, str) and rid:
+            self._ids.append(rid)
         self.count += 1
 
     @property
     def bytes(self) -> int:
-        return self._builder.pending_bytes + sum(c.plain_bytes for c in self.closed)
+        return self._builder.pending_bytes + sum(c.plain_bytes for c, _ in self.closed)
 
-    def chunks(self) -> list[EncodedChunk]:
+    def chunks(self) -> list[tuple[EncodedChunk, list[str]]]:
         last = self._builder.flush()
-        out, self.closed, self.count = self.closed + ([last] if last is not None else []), [], 0
+        out = self.closed + ([(last, self._ids)] if last is not None else [])
+        self.closed, self._ids, self.count = [], [], 0
         return out
 
 

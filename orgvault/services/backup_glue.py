@@ -13,7 +13,7 @@ from typing import Any
 
 import zstandard
 
-from orgvault.domain.chunks import chunk_fields, decode_chunk
+from orgvault.domain.chunks import EncodedChunk, chunk_fields, decode_chunk
 from orgvault.domain.manifest import Manifest, next_manifest, object_update
 from orgvault.domain.models import (
     Checkpoint,
@@ -26,8 +26,10 @@ from orgvault.domain.models import (
     SnapshotRecord,
 )
 from orgvault.domain.plan import ObjectPlan, PlanSettings, SkippedObject, build_plan
+from orgvault.domain.record_index import record_ids
 from orgvault.errors import IntegrityError, SalesforceRequestError
 from orgvault.ports import Catalog, SalesforceSource
+from orgvault.services.browse import write_chunk_index
 
 
 def plan_objects(
@@ -47,10 +49,29 @@ def plan_objects(
 
 
 def write_chunk(
-    vault: Any, conn: OrgConnection, run_id: str, object_name: str, seq: int, kind: ChunkKind, records: Any
+    vault: Any,
+    conn: OrgConnection,
+    run_id: str,
+    object_name: str,
+    seq: int,
+    kind: ChunkKind,
+    records: Any,
+    ids: list[str] | None = None,
 ) -> ChunkRecord:
-    """``records``: an ``EncodedChunk`` from a ChunkBuilder, or a list of records."""
-    return vault.write_chunk(conn.name, conn.key_ref, run_id, object_name, seq, kind, records)
+    """Seal and store one chunk, then its point-in-time id index (what ``Snapshots.lookup`` reads
+    instead of decrypting chunks; built from the plaintext held here, so no decrypt is needed).
+    ``records``: an ``EncodedChunk`` from a ChunkBuilder, or a list of records; ``ids``: the Ids of
+    an ``EncodedChunk`` in order (decoded from its plaintext payload when not given). IDS chunks
+    (reconciliation reads, never in a manifest) get no index."""
+    chunk = vault.write_chunk(conn.name, conn.key_ref, run_id, object_name, seq, kind, records)
+    if kind is not ChunkKind.IDS:
+        if isinstance(records, EncodedChunk):
+            if ids is None or len(ids) != records.records:
+                ids = record_ids(decode_chunk(records.payload))
+        else:
+            ids = record_ids(records)
+        write_chunk_index(vault, conn.name, conn.key_ref, chunk.sha256, ids)
+    return chunk
 
 
 def read_chunk(vault: Any, chunk: ChunkRecord) -> Iterator[dict[str, Any]]:

@@ -1,0 +1,137 @@
+"""Step-level properties of the backup engine the cloud relies on: the extract step never decrypts
+(its role may only GenerateDataKey, plus unwrap the content-id key), chunks get their id index when
+written (a lookup after a backup decrypts few chunks), and extract steps keep the run lock alive."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from orgvault.domain.models import RunKind
+from orgvault.errors import RunInProgress
+from orgvault.services.backup import BackupService, StepStatus
+from orgvault.services.browse import Snapshots, index_key
+from orgvault.services.vault import Vault
+from tests.integration.test_backup_support import ORG, assert_identical, change_org, connect, make_app
+
+
+class DecryptForbidden(AssertionError):
+    pass
+
+
+class ExtractKeys:
+    """What the extract Lambda's role allows: generate data keys; decrypt only the content-id key."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.content_id_unwraps = 0
+        self.generated = 0
+
+    def create_org_key(self, org: str) -> str:
+        return self.inner.create_org_key(org)
+
+    def generate_data_key(self, key_ref: str, context: Mapping[str, str]) -> Any:
+        self.generated += 1
+        return self.inner.generate_data_key(key_ref, context)
+
+    def decrypt_data_key(self, key_ref: str, wrapped: bytes, context: Mapping[str, str]) -> bytes:
+        if dict(context).get("purpose") != "content-id":
+            raise DecryptForbidden(f"the extract step decrypted a data key with context {dict(context)}")
+        self.content_id_unwraps += 1
+        return self.inner.decrypt_data_key(key_ref, wrapped, context)
+
+
+def _run_like_step_functions(app: Any, *, full: bool = False) -> tuple[Any, ExtractKeys, dict[str, int]]:
+    """start (may decrypt) → extract steps on a service whose vault cannot decrypt → finalize."""
+    plan = app.backup_service(owner="exec-1").start_run(ORG, full=full)
+    keys = ExtractKeys(app.keys)
+    extract = BackupService(
+        catalog=app.catalog,
+        vault=Vault(app.store, keys),
+        source_factory=app.source_for,
+        settings=app.settings.backup,
+        owner=f"extract:{plan.run_id}",
+    )
+    totals = {"records": 0, "steps": 0}
+    for obj in plan.objects:
+        while True:
+            res = extract.extract_step(ORG, plan.run_id, obj, time_budget_s=0.05)
+            totals["records"] += res.records
+            totals["steps"] += 1
+            if res.status is StepStatus.DONE:
+                break
+    snap = app.backup_service(owner="exec-1").finalize_run(ORG, plan.run_id)
+    return snap, keys, totals
+
+
+def test_extract_never_decrypts_full_and_incremental_with_reconciliation(tmp_path, fresh_emulator):
+    emu = fresh_emulator(scale=150, seed=21)
+    app = make_app(tmp_path, reconcile_every=1)
+    connect(app, emu)
+    full, keys, totals = _run_like_step_functions(app)
+    assert full.kind is RunKind.FULL and totals["records"] > 100
+    assert keys.generated > 0 and totals["steps"] > len(app.catalog.list_checkpoints(ORG, full.snapshot_id))
+    assert_identical(app, emu)
+
+    changes = change_org(emu.org, seed=5)  # updates, deletes, new files, undeletes and purges
+    inc, keys, _ = _run_like_step_functions(app)
+    assert inc.kind is RunKind.INCREMENTAL and inc.parent_id == full.snapshot_id
+    assert app.catalog.get_run(ORG, inc.snapshot_id).stats["reconciled"] is True
+    assert keys.content_id_unwraps == 1, "new file bodies were de-duplicated with the content-id key"
+    # the purged records (only reconciliation can see them) are gone from the snapshot
+    assert any(changes["second"]["purged"].values())
+    assert_identical(app, emu)
+
+
+def test_guard_catches_a_decrypting_extract(tmp_path):
+    """The guard itself: any data-key context without purpose=content-id is refused."""
+    keys = ExtractKeys(object())
+    with pytest.raises(DecryptForbidden):
+        keys.decrypt_data_key("k", b"x", {"org": ORG, "object": "Account"})
+
+
+def test_lookup_after_a_fresh_backup_reads_indexes_written_by_the_backup(tmp_path, fresh_emulator):
+    emu = fresh_emulator(scale=150, seed=22)
+    app = make_app(tmp_path, chunk_records=20)  # several chunks per object
+    connect(app, emu)
+    snap = app.backup_service().run_backup(ORG).snapshot
+    conn = app.catalog.get_org(ORG)
+    snaps = Snapshots(app.catalog, app.vault, write_indexes=False)
+    m = snaps.manifest(snap)
+    entry = m.objects["Account"]
+    refs = [r for layer in entry.layers for r in layer.chunks]
+    assert len(refs) > 2
+    for ref in refs:  # every data chunk has its index, written by the backup
+        assert app.store.exists(index_key(ORG, ref.sha256)), ref.key
+    rid = next(iter(app.vault.read_chunk(ORG, "Account", refs[-1])))["Id"]
+    found = snaps.lookup(ORG, conn.key_ref, m, "Account", rid)
+    assert found.state == "live" and found.record["Id"] == rid
+    assert snaps.stats.indexes_built == 0
+    assert 1 <= snaps.stats.data_chunks_decrypted <= 3
+
+
+def test_extract_steps_refresh_the_run_lock(tmp_path, fresh_emulator):
+    emu = fresh_emulator(scale=60, seed=23)
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    app = make_app(tmp_path, lock_ttl_seconds=3600)
+    connect(app, emu)
+    clock = lambda: now[0]  # noqa: E731
+    plan = app.backup_service(owner="exec-1", clock=clock).start_run(ORG)
+    first = app.catalog.get_lock(ORG).expires_at
+    # Step Functions runs each extract step as another Lambda, owner ``extract:<run>``
+    extract = app.backup_service(owner=f"extract:{plan.run_id}", clock=clock, owner_alive=lambda _o: None)
+    for obj in plan.objects:
+        now[0] += timedelta(minutes=20)
+        while extract.extract_step(ORG, plan.run_id, obj).status is not StepStatus.DONE:
+            pass
+    assert now[0] - datetime(2026, 1, 1, tzinfo=UTC) > timedelta(hours=1), "the run outlived the TTL"
+    lock = app.catalog.get_lock(ORG)
+    assert lock.owner == "exec-1" and lock.expires_at > first
+    assert lock.expires_at > now[0]
+    with pytest.raises(RunInProgress):  # another execution still cannot take the org
+        app.backup_service(owner="exec-2", clock=clock, owner_alive=lambda _o: None).start_run(ORG)
+    snap = app.backup_service(owner="exec-1", clock=clock).finalize_run(ORG, plan.run_id)
+    assert snap.records > 0
