@@ -100,7 +100,8 @@ class PipLayerBundling:
     def __init__(self, requirements: list[str]) -> None:
         self.requirements = requirements
 
-    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
+    def try_bundle(self, output_dir: str, options: Any = None) -> bool:
+        # jsii calls try_bundle(output_dir, options) positionally.
         target = Path(output_dir) / "python"
         target.mkdir(parents=True, exist_ok=True)
         subprocess.run(_uv_or_pip(self.requirements, target), check=True)
@@ -117,7 +118,8 @@ class CopyPackagesBundling:
         self.packages = packages
         self.prefix = prefix
 
-    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
+    def try_bundle(self, output_dir: str, options: Any = None) -> bool:
+        # jsii calls try_bundle(output_dir, options) positionally.
         base = Path(output_dir) / self.prefix if self.prefix else Path(output_dir)
         base.mkdir(parents=True, exist_ok=True)
         for package in self.packages:

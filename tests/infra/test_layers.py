@@ -55,3 +55,41 @@ def test_orgvault_layer_and_handler_code_are_plain_copies_without_caches(tmp_pat
     # the Lambda handler string "functions.backup_extract.handler" resolves from the asset root
     assert (tmp_path / "code" / "functions" / "backup_extract.py").exists()
     assert (tmp_path / "code" / "functions" / "__init__.py").exists()
+
+
+def test_cdk_calls_the_local_bundler_through_jsii_and_packages_its_output(tmp_path, monkeypatch):
+    """`cdk synth` invokes ILocalBundling.try_bundle(output_dir, options) positionally through jsii;
+    a signature that only works when called from Python fails a real synth (it did once)."""
+    from aws_cdk import App, BundlingOptions, DockerImage, Stack
+    from aws_cdk import aws_lambda as lambda_
+
+    calls: list[list[str]] = []
+
+    def fake_run(cmd: list[str], check: bool) -> None:
+        calls.append(cmd)
+        target = Path(cmd[cmd.index("--target") + 1])
+        (target / "zstandard").mkdir(parents=True)
+        (target / "zstandard" / "__init__.py").write_text("")
+
+    monkeypatch.setattr("layers.build.subprocess.run", fake_run)
+    app = App(outdir=str(tmp_path / "out"))
+    stack = Stack(app, "BundlingProbe")
+    root = Path(__file__).resolve().parents[2]
+    for name, source, local in [
+        ("Deps", "layers", PipLayerBundling(["zstandard"])),
+        ("Code", "functions", CopyPackagesBundling(["functions"], prefix="")),
+    ]:
+        lambda_.LayerVersion(
+            stack,
+            name,
+            code=lambda_.Code.from_asset(
+                str(root / source),
+                bundling=BundlingOptions(image=DockerImage.from_registry("unused"), local=local),
+            ),
+        )
+    assembly = app.synth()
+    assert len(calls) == 1, "the pip bundler ran exactly once, through jsii"
+    assets = [p for p in Path(assembly.directory).iterdir() if p.name.startswith("asset.")]
+    files = {f.relative_to(a).as_posix() for a in assets for f in a.rglob("*.py")}
+    assert "python/zstandard/__init__.py" in files
+    assert "functions/backup_extract.py" in files
