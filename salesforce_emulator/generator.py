@@ -15,7 +15,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from .org import Org, fmt_dt
-from .schema import INDUSTRIES, LEAD_SOURCES, STAGES
+from .schema import INDUSTRIES, LEAD_SOURCES, STAGES, STRING_TYPES, ObjectDef
 
 FIRST = [
     "James",
@@ -376,6 +376,7 @@ class _Gen:
         for f in obj.stored_fields():
             if f.type == "boolean" and f.name not in cols:
                 cols[f.name] = [1 if f.default else 0] * n
+        _fit_lengths(obj, cols)
         names = list(cols)
         for k in names:
             assert len(cols[k]) == n, (name, k, len(cols[k]), n)
@@ -950,6 +951,7 @@ class _Gen:
         for f in obj.stored_fields():
             if f.type == "boolean" and f.name not in cols:
                 cols[f.name] = [1 if f.default else 0] * n
+        _fit_lengths(obj, cols)
         names = list(cols)
         sql = (
             f'INSERT INTO "{obj.name}" ({", ".join(f"{chr(34)}{k}{chr(34)}" for k in names)}) '
@@ -958,6 +960,29 @@ class _Gen:
         self.conn.executemany(sql, zip(*(cols[k] for k in names), strict=True))
         self.ids[name] = ids
         self.total += n
+
+
+def _fit_lengths(obj: ObjectDef, cols: dict[str, list]) -> None:
+    """Shorten, in place, every text value longer than its field's describe ``length`` -- the org's own
+    create() would refuse it with STRING_TOO_LONG, so a restore of generated data would fail. Cuts at a
+    word boundary where one is near; values that fit (all the hostile samples) are left untouched. Draws
+    no random numbers, so the rest of a seed's data is unchanged."""
+    for name, vals in cols.items():
+        f = obj.field(name)
+        if f is None or f.type not in STRING_TYPES or not f.length:
+            continue
+        limit = f.length
+        if any(isinstance(v, str) and len(v) > limit for v in vals):
+            cols[name] = [_cut(v, limit) if isinstance(v, str) and len(v) > limit else v for v in vals]
+
+
+def _cut(value: str, limit: int) -> str:
+    """``value`` shortened to at most ``limit`` characters, at the last space of the second half if any."""
+    head = value[:limit]
+    space = head.rfind(" ")
+    if space > limit // 2:
+        head = head[:space]
+    return head.rstrip(" ,;")
 
 
 _TIMES_OF_DAY = [f"{h:02d}:{m:02d}:{sec:02d}.000Z" for h in range(24) for m in range(60) for sec in range(60)]

@@ -123,7 +123,7 @@ class RestApi:
             if method == "GET":
                 return json_reply({"objectDescribe": self._global_entry(sobject, version), "recentItems": []})
             if method == "POST":
-                values = _record_values(req.json())
+                values = self._record_body(req, sobject)
                 record_id = org.create(sobject, values)
                 return json_reply({"id": record_id, "success": True, "errors": []}, 201)
             raise _not_allowed(method, "GET, POST")
@@ -143,7 +143,7 @@ class RestApi:
                 wanted = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
                 return json_reply(org.retrieve(sobject, record_id, wanted, api_version=version))
             if method == "PATCH":
-                org.update(sobject, record_id, _record_values(req.json()))
+                org.update(sobject, record_id, self._record_body(req, sobject))
                 return Reply(204, b"", None)
             if method == "DELETE":
                 org.delete(sobject, record_id)
@@ -155,6 +155,98 @@ class RestApi:
                 return self._blob(sobject, key, value)
             return self._by_external_id(req, version, sobject, key, value)
         raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def _record_body(self, req: Request, sobject: str) -> dict[str, Any]:
+        """Field values of a create / update: a JSON object, or a multipart/form-data body (JSON part
+        ``entity_content`` for ContentVersion, ``entity_document`` for Document and Attachment, then a
+        binary part named after the blob field, ``VersionData`` / ``Body``). Size limits as in
+        :class:`ServerOptions`; over them: 400 ``JSON_PARSER_ERROR`` (JSON body),
+        ``STRING_TOO_LONG`` (base64 value) or ``FILE_SIZE_LIMIT_EXCEEDED`` (multipart blob)."""
+        opts = self.emu.options
+        content_type = req.header("Content-Type") or ""
+        if content_type.lower().startswith("multipart/"):
+            return self._multipart_values(req, sobject, content_type)
+        if len(req.body) > opts.max_json_body_bytes:
+            raise SalesforceError(
+                400,
+                "JSON_PARSER_ERROR",
+                f"Maximum size of request reached. Maximum size of request is {opts.max_json_body_bytes} bytes.",
+            )
+        values = _record_values(req.json())
+        obj = self.org.objects.get(sobject.lower())
+        for name, value in values.items():
+            f = obj.field(name) if obj is not None else None
+            if (
+                f is not None
+                and f.type == "base64"
+                and isinstance(value, str)
+                and len(value) > opts.max_base64_chars
+            ):
+                raise SalesforceError(
+                    400,
+                    "STRING_TOO_LONG",
+                    f"{f.name}: base64 data too large ({len(value)} characters, max {opts.max_base64_chars}); "
+                    "use a multipart request",
+                    [f.name],
+                )
+        return values
+
+    def _multipart_values(self, req: Request, sobject: str, content_type: str) -> dict[str, Any]:
+        from requests_toolbelt.multipart.decoder import (
+            ImproperBodyPartContentException,
+            MultipartDecoder,
+            NonMultipartContentTypeException,
+        )
+
+        obj = self.org.objects.get(sobject.lower())
+        blob = next((f for f in obj.fields if f.type == "base64"), None) if obj is not None else None
+        if obj is None or blob is None:
+            raise SalesforceError(
+                415 if obj is not None else 404,
+                "UNSUPPORTED_MEDIA_TYPE" if obj is not None else "NOT_FOUND",
+                f"multipart requests are only accepted for objects with a blob field, not {sobject}",
+            )
+        entity_name = "entity_content" if obj.name == "ContentVersion" else "entity_document"
+        try:
+            parts = MultipartDecoder(req.body, content_type).parts
+        except (ImproperBodyPartContentException, NonMultipartContentTypeException, ValueError) as exc:
+            raise SalesforceError(400, "MALFORMED_REQUEST", f"Malformed multipart body: {exc}") from None
+        named: dict[str, Any] = {}
+        for part in parts:
+            disposition = part.headers.get(b"Content-Disposition", b"").decode("utf-8", "replace")
+            m = re.search(r'\bname="?([^";]+)"?', disposition)
+            if m:
+                named[m.group(1)] = part
+        if entity_name not in named:
+            raise SalesforceError(
+                400,
+                "MALFORMED_REQUEST",
+                f"Multipart request for {obj.name} needs a JSON part named {entity_name}; "
+                f"got {sorted(named) or 'none'}",
+            )
+        try:
+            values = _record_values(json.loads(named[entity_name].content))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SalesforceError(
+                400, "JSON_PARSER_ERROR", f"Unexpected character in JSON part: {exc}"
+            ) from None
+        data_part = named.get(blob.name)
+        if data_part is not None:
+            data = data_part.content
+            limit = (
+                self.emu.options.max_content_version_bytes
+                if obj.name == "ContentVersion"
+                else (self.emu.options.max_blob_bytes)
+            )
+            if len(data) > limit:
+                raise SalesforceError(
+                    400,
+                    "FILE_SIZE_LIMIT_EXCEEDED",
+                    f"{obj.name}.{blob.name}: file of {len(data)} bytes exceeds the maximum size of {limit} bytes",
+                    [blob.name],
+                )
+            values[blob.name] = data
+        return values
 
     def _global_entry(self, sobject: str, version: str) -> dict[str, Any]:
         for entry in self.org.describe_global(api_version=version)["sobjects"]:

@@ -24,6 +24,7 @@ import binascii
 import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -898,6 +899,11 @@ class Org:
                     400, "INVALID_TYPE_FOR_OPERATION", f"entity type {obj.name} does not support insert"
                 )
             cols, blobs = self._prepare(obj, values, creating=True)
+            if obj.name == "ContentVersion" and not cols.get("Title") and cols.get("PathOnClient"):
+                # Salesforce names the file after PathOnClient when no Title is given
+                cols["Title"] = (
+                    os.path.splitext(os.path.basename(cols["PathOnClient"]))[0] or cols["PathOnClient"]
+                )
             return self._insert(obj, cols, blobs)
 
     def _insert(self, obj: ObjectDef, cols: dict, blobs: dict) -> str:
@@ -1185,7 +1191,7 @@ class Org:
                 f.cascade_delete or (child.name, f.name) in CASCADES or child.name == "ContentDocumentLink"
             ):
                 if f.name not in NEVER_CLEARED and child.has("SystemModstamp"):
-                    self._clear_lookups(child, f, rid, now)
+                    self._clear_lookups(child, f, rid, now, keep=cascade_of)
                 continue
             if child.name == "ContentDocumentLink":
                 self._remove_links(f.name, rid)
@@ -1236,13 +1242,17 @@ class Org:
         row = self._conn.execute(f'SELECT {deleted} FROM "{obj.name}" WHERE Id = ?', (record_id,)).fetchone()
         return None if row is None else not row[0]
 
-    def _clear_lookups(self, child: ObjectDef, f: FieldDef, parent: str, now: str) -> None:
+    def _clear_lookups(
+        self, child: ObjectDef, f: FieldDef, parent: str, now: str, *, keep: str | None = None
+    ) -> None:
         """Salesforce clears a lookup when its target is deleted (and restores it on undelete); the
-        child's SystemModstamp moves, its LastModifiedDate does not."""
+        child's SystemModstamp moves, its LastModifiedDate does not. ``keep``: the record whose delete
+        cascaded to ``parent`` keeps its lookup (a deleted ContentDocument still names its
+        LatestPublishedVersionId, deleted with it)."""
         ids = [
             r[0]
             for r in self._conn.execute(
-                f'SELECT Id FROM "{child.name}" WHERE "{f.name}" = ?', (parent,)
+                f'SELECT Id FROM "{child.name}" WHERE "{f.name}" = ? AND Id IS NOT ?', (parent, keep)
             ).fetchall()
         ]
         if not ids:
@@ -1252,8 +1262,8 @@ class Org:
             [(parent, cid, f.name) for cid in ids],
         )
         self._conn.execute(
-            f'UPDATE "{child.name}" SET "{f.name}" = NULL, SystemModstamp = ? WHERE "{f.name}" = ?',
-            (now, parent),
+            f'UPDATE "{child.name}" SET "{f.name}" = NULL, SystemModstamp = ? WHERE "{f.name}" = ? AND Id IS NOT ?',
+            (now, parent, keep),
         )
 
     def _restore_lookups(self, parent: str, now: str) -> None:

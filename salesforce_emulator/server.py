@@ -188,6 +188,13 @@ class ServerOptions:
     # while so many are, new ones get 403 REQUEST_LIMIT_EXCEEDED (see limits.LongRunningGate)
     max_long_running: int | None = MAX_LONG_RUNNING
     long_running_seconds: float = LONG_RUNNING_SECONDS
+    # upload limits (Salesforce "Insert or Update Blob Data"): a multipart blob part may hold 2 GB for
+    # ContentVersion and 500 MB for other objects; a JSON (non-multipart) body 50 MB, of which a base64
+    # value at most 37.5 MB of base64 text. Lower them in tests to exercise the refusals.
+    max_content_version_bytes: int = 2 * 1024**3
+    max_blob_bytes: int = 500 * 1024**2
+    max_json_body_bytes: int = 50 * 1024**2
+    max_base64_chars: int = 75 * 1024**2 // 2
     admin_token: str | None = None
     access_token: str | None = None
     credentials: Credentials | None = None

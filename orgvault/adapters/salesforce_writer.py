@@ -341,11 +341,13 @@ class SalesforceWriter:
                 error_code="FILE_TOO_LARGE",
             )
         boundary = f"orgvault-{uuid.uuid4().hex}"
+        # the JSON part's name: entity_content for ContentVersion, entity_document for Document/Attachment
+        entity_part = "entity_content" if object_name == "ContentVersion" else "entity_document"
         filename = str(values.get("PathOnClient") or values.get("Name") or values.get("Title") or "file")
         entity = json.dumps({k: v for k, v in values.items() if v is not None}).encode()
         body = b"".join(
             [
-                f'--{boundary}\r\nContent-Disposition: form-data; name="entity_content"\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{entity_part}"\r\n'
                 "Content-Type: application/json\r\n\r\n".encode(),
                 entity,
                 f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="{body_field}"; '
