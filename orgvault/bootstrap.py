@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orgvault.constants import ENV_VAULT_KMS_KEY
+from orgvault.constants import ENV_LOCK_DAYS, ENV_LOCK_MODE, ENV_VAULT_KMS_KEY
 from orgvault.domain.models import OrgConnection
 from orgvault.errors import ConfigError
 from orgvault.ports import Catalog, KeyProvider, ObjectStore, SalesforceSource, SecretStore
@@ -65,11 +65,11 @@ class App:
 
 def default_source_factory(settings: Settings, **options: Any) -> SourceFactory:
     def make(conn: OrgConnection, credentials: dict[str, str]) -> SalesforceSource:
-        from orgvault.adapters.salesforce import SimpleSalesforceSource
+        from orgvault.adapters.salesforce_backup import BackupSalesforceSource
 
         # Bulk result pages no bigger than a chunk: memory stays flat (one page + one chunk).
         options.setdefault("bulk_page_records", settings.backup.chunk_records)
-        return SimpleSalesforceSource(conn, credentials, budget_share=settings.backup.budget_share, **options)
+        return BackupSalesforceSource(conn, credentials, budget_share=settings.backup.budget_share, **options)
 
     return make
 
@@ -157,8 +157,14 @@ def _open_aws(settings: Settings, source_factory: SourceFactory | None = None) -
 
     if not settings.aws.bucket or not settings.aws.table:
         raise ConfigError("AWS mode needs ORGVAULT_BUCKET and ORGVAULT_TABLE")
-    sse_key = settings.aws.values.get(ENV_VAULT_KMS_KEY) or None
-    store: Any = S3ObjectStore(settings.aws.bucket, kms_key_id=sse_key)
+    values = settings.aws.values
+    # SSE-KMS (second layer) and Object Lock on every put, as deployed; bad values raise ConfigError.
+    store: Any = S3ObjectStore.configured(
+        settings.aws.bucket,
+        kms_key_id=values.get(ENV_VAULT_KMS_KEY, ""),
+        lock_mode=values.get(ENV_LOCK_MODE, ""),
+        lock_days=values.get(ENV_LOCK_DAYS, ""),
+    )
     keys: Any = KmsKeyProvider()
     catalog: Any = DynamoCatalog(settings.aws.table)
     secrets: Any = SecretsManagerSecretStore()

@@ -15,6 +15,8 @@ Environment variables (all optional):
 - ``ORGVAULT_CHUNK_RECORDS`` / ``ORGVAULT_CHUNK_BYTES``  chunk bounds (20000 / 8 MiB; also the Bulk page size).
 - ``ORGVAULT_STEP_SECONDS``    time budget of one extract step (local default 3600; Lambda ~600).
 - ``ORGVAULT_INCLUDE`` / ``ORGVAULT_EXCLUDE``  comma-separated object names.
+- AWS mode: ``ORGVAULT_BUCKET``, ``ORGVAULT_TABLE``; ``ORGVAULT_VAULT_KMS_KEY`` (SSE-KMS key of the
+  vault bucket), ``ORGVAULT_LOCK_MODE`` / ``ORGVAULT_LOCK_DAYS`` (S3 Object Lock on every put).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from orgvault.errors import ConfigError
+
+# Variables holding secrets: never copied into ``AwsSettings.values`` (which may be logged or shown).
+# Names merely containing "KEY" are not secrets (ORGVAULT_VAULT_KMS_KEY is a key ARN or alias).
+SECRET_VARIABLES = frozenset({"ORGVAULT_MASTER_KEY"})
 
 
 class Mode(StrEnum):
@@ -54,7 +60,9 @@ class BackupSettings:
 
 @dataclass(frozen=True)
 class AwsSettings:
-    """Resource names for AWS mode (filled from orgvault.constants env names when present)."""
+    """Resource names for AWS mode (filled from orgvault.constants env names when present).
+    ``values``: every ``ORGVAULT_*`` variable except :data:`SECRET_VARIABLES` (e.g.
+    ``ORGVAULT_VAULT_KMS_KEY``, ``ORGVAULT_LOCK_MODE``, ``ORGVAULT_LOCK_DAYS``)."""
 
     bucket: str = ""
     table: str = ""
@@ -117,7 +125,7 @@ class Settings:
             bucket=env.get("ORGVAULT_BUCKET", ""),
             table=env.get("ORGVAULT_TABLE", ""),
             region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "")),
-            values={k: v for k, v in env.items() if k.startswith("ORGVAULT_") and k != "ORGVAULT_MASTER_KEY"},
+            values={k: v for k, v in env.items() if k.startswith("ORGVAULT_") and k not in SECRET_VARIABLES},
         )
         settings = cls(mode=mode, home=home, master_key=master_key, backup=backup, aws=aws)
         backup_overrides = {k: v for k, v in overrides.items() if hasattr(BackupSettings, k)}

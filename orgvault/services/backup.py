@@ -19,13 +19,24 @@ Contracts:
   committed with compare-and-set on the org's head.
 - **Incremental.** Per object: ``SystemModstamp >= watermark − overlap`` with queryAll; rows with
   ``IsDeleted`` become tombstones; a changed ``fields_hash`` or a new object means a full re-read
-  (a new base layer); hard deletes/purges are found by reading all Ids (reconciliation) every
-  ``reconcile_every`` runs and whenever the watermark is older than the recycle-bin window.
-  Reconciliation happens at the end of the object's extract (an ``ids`` phase: all live Ids are
-  committed as IDS chunks, then the Ids of the parent snapshot + this run's deltas that are gone
-  become a tombstone chunk), so ``finalize_run`` stays short and objects stay independent (a Map).
-  Deltas are read through REST (small; no Bulk job to create, poll and wait for); full reads and
-  the reconciliation's Id read through Bulk where the object allows it.
+  (a new base layer). Deltas are read through REST (small; no Bulk job to create, poll and wait
+  for); full reads and the reconciliation's Id read through Bulk where the object allows it.
+- **Reconciliation (hard deletes, purges).** Reading all Ids of an object: every
+  ``reconcile_every`` runs, when the parent snapshot is older than the recycle-bin window
+  (deletions since may have left the bin unseen), and when the count check below fails. The
+  extract step only reads the Ids and seals them as IDS chunks (an ``ids`` phase; encrypt only);
+  ``finalize_run`` compares them with the parent snapshot + this run's deltas and writes the gone
+  ones as a tombstone chunk. The extract step never decrypts (its cloud role may only generate
+  data keys, and unwrap the org's content-id key for file de-duplication).
+- **Count check (purges seen late).** After a delta read of an object that has ``CreatedDate`` and
+  is not being reconciled anyway, the count the snapshot will hold is derived without decrypting:
+  parent count + live delta rows created after the parent's watermark − tombstone rows of records
+  created before it and deleted after it. One ``SELECT COUNT()`` per such object per run (queryAll
+  ``WHERE IsDeleted = false`` where the object has ``IsDeleted``, so archived activities count)
+  checks it: equal → that is the object's count (finalize need not count by decrypting); different
+  (a purge, an undelete, or a change racing the read) → the object is reconciled in this run. The
+  rule errs towards reconciling; a purge masked by an equal and opposite miscount waits for the
+  scheduled reconciliation.
 - **Parent-filtered objects.** ``ContentDocumentLink`` cannot be queried without an Id filter: it is
   read in ``ContentDocumentId IN (...)`` batches of ``FILTER_BATCH`` over all ContentDocument Ids, in
   full every run.
@@ -37,6 +48,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -356,7 +368,12 @@ class BackupService:
             include=plan_settings.include + self.settings.include,
             exclude=plan_settings.exclude + self.settings.exclude,
         )
-        plans, skipped_raw = glue.plan_objects(src, plan_settings, describe=lambda n: self._describe(org, n))
+        plans, skipped_raw = glue.plan_objects(
+            src,
+            plan_settings,
+            describe=lambda n: self._describe(org, n),
+            prefetch=lambda names: self._prefetch_describes(org, names),
+        )
         skipped = [
             SkippedObject(s.name, f"{s.reason.value}: {s.detail}" if s.detail else s.reason.value)
             for s in skipped_raw
@@ -372,10 +389,16 @@ class BackupService:
         run_id = new_run_id(now)
         kind = RunKind.INCREMENTAL if parent else RunKind.FULL
         reconcile = self._reconcile_due(org) if parent else False
+        # Deletions since the parent run are still in the recycle bin (seen as IsDeleted rows) unless
+        # the parent is older than the bin keeps them; purges are caught by the count check.
+        stale_parent = parent is not None and (now - _aware(parent.created_at)) > timedelta(
+            days=RECYCLE_BIN_DAYS - 1
+        )
         modes: dict[str, str] = {}
+        checkpoints: list[Checkpoint] = []
         for p in plans:
             prev = glue.manifest_object(parent_manifest, p.name) if parent_manifest else None
-            mode, since, do_reconcile = "full", None, False
+            mode, since, do_reconcile, count_check = "full", None, False, False
             if (
                 prev is not None
                 and prev.get("fields_hash") == p.fields_hash
@@ -386,7 +409,10 @@ class BackupService:
                 wm = sf_datetime(prev["watermark"])
                 mode = "delta"
                 since = soql_datetime(wm - timedelta(seconds=self.settings.overlap_seconds))
-                do_reconcile = reconcile or (now - wm) > timedelta(days=RECYCLE_BIN_DAYS - 1)
+                do_reconcile = reconcile or stale_parent
+                count_check = (
+                    not do_reconcile and "CreatedDate" in p.fields and prev.get("records") is not None
+                )
             modes[p.name] = mode
             cursor = {
                 "mode": mode,
@@ -399,9 +425,11 @@ class BackupService:
                 "reconcile": do_reconcile,
                 "base_from_seq": 0,
                 "prev_watermark": prev.get("watermark") if prev else None,
+                "prev_records": prev.get("records") if prev else None,
+                "count_check": count_check,  # COUNT() vs the derived count: reconcile on a mismatch
                 "bulk_strategy": p.strategy,  # for the (large) id reconciliation read
             }
-            self.catalog.put_checkpoint(
+            checkpoints.append(
                 Checkpoint(
                     org=org,
                     run_id=run_id,
@@ -417,6 +445,23 @@ class BackupService:
                     updated_at=now,
                 )
             )
+        if parent is not None:  # the parent run's edges (catalog only: nothing to decrypt)
+            edges = {
+                c.object_name: c.cursor.get("edge")
+                for c in self.catalog.list_checkpoints(org, parent.snapshot_id)
+                if c.state is ObjectState.DONE
+            }
+            checkpoints = [
+                replace(c, cursor={**c.cursor, "parent_edge": edges.get(c.object_name)})
+                if c.cursor.get("mode") == "delta" and edges.get(c.object_name)
+                else c
+                for c in checkpoints
+            ]
+        counts = self._count_many(org, [c for c in checkpoints if c.cursor.get("count_check")])
+        for cp in checkpoints:
+            if cp.object_name in counts:
+                cp = replace(cp, cursor={**cp.cursor, "sf_count": counts[cp.object_name]})
+            self.catalog.put_checkpoint(cp)
         run = Run(
             org=org,
             run_id=run_id,
@@ -518,14 +563,14 @@ class BackupService:
         """Extend the run lock (``lock_ttl_seconds`` from now) in the name of the run's owner, which
         may be another process: in the cloud the lock belongs to the Step Functions execution and the
         extract steps run as separate Lambdas. Skipped when the lock was refreshed less than a minute
-        ago (one catalog read) or is held by someone else (never taken over here)."""
+        ago, when there is no lock (released: the run was stopped; a late step must not re-take it)
+        or when it is held by someone else (never taken over here)."""
         owner = str(self.catalog.get_run(org, run_id).stats.get("lock_owner") or self.owner)
         now = self.clock()
         lock = self.catalog.get_lock(org)
         ttl = self.settings.lock_ttl_seconds
-        if lock is not None and lock.expires_at > now:
-            if lock.owner != owner or lock.expires_at - now > timedelta(seconds=ttl - 60):
-                return
+        if lock is None or lock.owner != owner or lock.expires_at - now > timedelta(seconds=ttl - 60):
+            return
         try:
             self.catalog.acquire_lock(org, owner, now=now, ttl_seconds=ttl)
         except RunInProgress:  # taken by another run in between: its lock, not ours to refresh
@@ -536,6 +581,28 @@ class BackupService:
             if cp.object_name == object_name:
                 return cp
         raise PermanentError(f"run {run_id} of org {org!r} has no object {object_name!r}")
+
+    def _prefetch_describes(self, org: str, names: list[str]) -> None:
+        """Describe ``names`` in batches when the source can (Composite: 25 per API call); what
+        fails is left to the per-object describe, which reports it."""
+        many = getattr(self.source(org), "describe_many", None)
+        todo = [n for n in names if (org, n) not in self._schemas]
+        if many is None or not todo:
+            return
+        for name, schema in many(todo).items():
+            self._schemas[(org, name)] = schema
+
+    def _count_many(self, org: str, checkpoints: list[Checkpoint]) -> dict[str, int]:
+        """``SELECT COUNT()`` of the count-checked objects in batches, when the source can."""
+        many = getattr(self.source(org), "count_many", None)
+        if many is None or not checkpoints:
+            return {}
+        try:
+            return dict(
+                many([(c.object_name, "IsDeleted" in c.cursor.get("fields", [])) for c in checkpoints])
+            )
+        except SalesforceRequestError:
+            return {}
 
     def _describe(self, org: str, object_name: str) -> ObjectSchema:
         key = (org, object_name)
@@ -584,6 +651,15 @@ class BackupService:
         watermark = cp.watermark
         read_cursor: dict[str, Any] | None = cp.cursor["read"]
         restarts = 0
+        # Delta only: records created after the parent's watermark (not in the parent) and existing
+        # records deleted since; committed in the cursor with the pages they come from.
+        prev_wm = str(cur.get("prev_watermark") or "")
+        new_n, gone_n = int(cp.cursor.get("new_records", 0)), int(cp.cursor.get("gone_records", 0))
+        # The overlap window re-reads records the parent already holds in this exact version: skip
+        # them (same Id and SystemModstamp as the parent read near its watermark), and note this
+        # read's own edge for the next run.
+        parent_edge: dict[str, str] = dict(cur.get("parent_edge") or {}) if mode == "delta" else {}
+        edge = _Edge(cp.cursor.get("edge", {}), self.settings.overlap_seconds)
         while True:
             try:
                 page = src.read_page(read_cursor)  # type: ignore[arg-type]
@@ -601,17 +677,47 @@ class BackupService:
                 restarts += 1
                 if restarts > MAX_READ_RESTARTS:
                     raise
-                cp = replace(cp, cursor={**cp.cursor, "read": None, "base_from_seq": cp.next_seq}, records=0)
+                cp = replace(
+                    cp,
+                    cursor={
+                        **cp.cursor,
+                        "read": None,
+                        "base_from_seq": cp.next_seq,
+                        "new_records": 0,
+                        "gone_records": 0,
+                    },
+                    records=0,
+                )
                 self.catalog.put_checkpoint(cp)
                 buf, tombs = _Buffer(), []
+                new_n = gone_n = 0
+                edge = _Edge({}, self.settings.overlap_seconds)
                 cp = self._start_read(conn, cp, fields=fields, where=where)
                 read_cursor = cp.cursor["read"]
                 continue
             if page.wait_seconds > 0 and not page.records:
-                final = {**cp.cursor, "read": page.cursor}
+                final = {
+                    **cp.cursor,
+                    "read": page.cursor,
+                    "new_records": new_n,
+                    "gone_records": gone_n,
+                    "edge": edge.state(watermark),
+                }
                 cp = self._flush(conn, run_id, cp, kind, buf, tombs, final, watermark, stats)
                 return cp, StepStatus.WAIT, page.wait_seconds
             for rec in page.records:
+                stamp = rec.get("SystemModstamp")
+                if isinstance(stamp, str):
+                    edge.add(rec["Id"], stamp, watermark)
+                    if parent_edge and parent_edge.get(rec["Id"]) == stamp:
+                        continue  # the parent holds this very version
+                if mode == "delta":
+                    created = str(rec.get("CreatedDate") or "")
+                    if rec.get("IsDeleted") is True:
+                        if created and created <= prev_wm < str(rec.get("SystemModstamp") or ""):
+                            gone_n += 1
+                    elif created > prev_wm:
+                        new_n += 1
                 if rec.get("IsDeleted") is True:
                     if mode == "delta":
                         tombs.append({"Id": rec["Id"], "deletedDate": rec.get("SystemModstamp")})
@@ -619,13 +725,18 @@ class BackupService:
                 if file_fields:
                     self._attach_files(conn, cp.object_name, rec, file_fields, stats)
                 buf.add(rec)
-                stamp = rec.get("SystemModstamp")
                 if isinstance(stamp, str) and (watermark is None or stamp > watermark):
                     watermark = stamp
             read_cursor = page.cursor
+            counts = {"new_records": new_n, "gone_records": gone_n, "edge": edge.state(watermark)}
             if read_cursor is None:
                 next_phase = Phase.IDS if cur.get("reconcile") else Phase.DONE
-                final = {**cp.cursor, "phase": next_phase.value, "read": None}
+                counts["edge"] = edge.final(watermark)
+                final = {**cp.cursor, "phase": next_phase.value, "read": None, **counts}
+                if mode == "delta" and cur.get("count_check") and not cur.get("reconcile"):
+                    final.update(self._count_check(org, cp.object_name, cur, new_n, gone_n))
+                    if final.get("reconcile"):
+                        final["phase"] = Phase.IDS.value
                 cp = self._flush(conn, run_id, cp, kind, buf, tombs, final, watermark, stats)
                 return cp, StepStatus.DONE, 0.0
             if (
@@ -633,11 +744,35 @@ class BackupService:
                 or buf.bytes >= self.settings.chunk_bytes
                 or time.monotonic() >= deadline
             ):
-                final = {**cp.cursor, "read": read_cursor}
+                final = {**cp.cursor, "read": read_cursor, **counts}
                 cp = self._flush(conn, run_id, cp, kind, buf, tombs, final, watermark, stats)
                 buf, tombs = _Buffer(), []
                 if time.monotonic() >= deadline:
                     return cp, StepStatus.MORE, 0.0
+
+    def _count_check(
+        self, org: str, object_name: str, cur: dict[str, Any], new_n: int, gone_n: int
+    ) -> dict[str, Any]:
+        """The purge trigger (see the module docstring): the snapshot's count derived without
+        decrypting (parent count + created − deleted) against ``SELECT COUNT()``. Equal: the count
+        is recorded (``live_count``: finalize need not count). Different: the object is reconciled
+        now (``reconcile``). No count available (the source cannot count, or the object refuses
+        COUNT()): nothing changes (finalize counts from the vault)."""
+        expected = int(cur["prev_records"]) + new_n - gone_n
+        if cur.get("sf_count") == expected:  # counted in start_run, with the other objects
+            return {"live_count": expected}
+        # No batched count, or it differs (a change between the count and the read is enough):
+        # count again now, right after the read.
+        counter = getattr(self.source(org), "count_records", None)
+        if counter is None:
+            return {}
+        try:
+            actual = int(counter(object_name, query_all="IsDeleted" in cur.get("fields", [])))
+        except SalesforceRequestError:
+            return {}
+        if actual == expected:
+            return {"live_count": expected}
+        return {"reconcile": True, "reconcile_reason": f"count {actual} != derived {expected}"}
 
     def _read_filtered(
         self, conn: OrgConnection, run_id: str, cp: Checkpoint, deadline: float, stats: _StepStats
@@ -991,6 +1126,52 @@ class BackupService:
 # --- internals -------------------------------------------------------------------------------
 
 
+EDGE_MAX = 200  # most records kept per object as "read near the watermark" (else none are)
+_STAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
+
+
+class _Edge:
+    """Ids → SystemModstamp of the records read within ``overlap`` seconds of the watermark (what
+    the next run's overlap window will return again). At most ``EDGE_MAX`` at the end (2× while
+    reading); beyond that, or for stamps in another format, nothing is kept (``state`` None) and
+    the next run simply re-writes its overlap rows."""
+
+    __slots__ = ("_overlap", "_thr", "items")
+
+    def __init__(self, saved: dict[str, str] | None, overlap_s: int) -> None:
+        self.items: dict[str, str] | None = dict(saved) if saved is not None else None
+        self._overlap = timedelta(seconds=overlap_s)
+        self._thr = ""
+
+    def add(self, rid: str, stamp: str, watermark: str | None) -> None:
+        if self.items is None or stamp < self._thr:
+            return
+        self.items[rid] = stamp
+        if len(self.items) > 2 * EDGE_MAX:
+            self._prune(stamp if watermark is None or stamp > watermark else watermark, limit=2 * EDGE_MAX)
+
+    def _prune(self, watermark: str | None, *, limit: int) -> None:
+        if self.items is None or watermark is None:
+            return
+        if not _STAMP_RE.match(watermark):
+            self.items = None
+            return
+        t = sf_datetime(watermark) - self._overlap
+        self._thr = t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}+0000"
+        self.items = {k: v for k, v in self.items.items() if v >= self._thr}
+        if len(self.items) > limit:
+            self.items = None
+
+    def state(self, watermark: str | None) -> dict[str, str] | None:
+        """What to commit in the cursor (pruned to the watermark so far; None: not kept)."""
+        self._prune(watermark, limit=2 * EDGE_MAX)
+        return None if self.items is None else dict(self.items)
+
+    def final(self, watermark: str | None) -> dict[str, str] | None:
+        self._prune(watermark, limit=EDGE_MAX)
+        return None if self.items is None else dict(self.items)
+
+
 class _Buffer:
     """Records waiting for a page boundary, encoded as they arrive (so the chunk is built once and
     its exact size is known). The builder's bounds are unbounded: the caller closes chunks, only on
@@ -1049,6 +1230,10 @@ class _StepStats:
         self.files += res.files
         self.plain_bytes += res.plain_bytes
         self.stored_bytes += res.stored_bytes
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _safe_org_id(src: SalesforceSource) -> str:

@@ -25,7 +25,7 @@ from orgvault.domain.models import (
     Run,
     SnapshotRecord,
 )
-from orgvault.domain.plan import ObjectPlan, PlanSettings, SkippedObject, build_plan
+from orgvault.domain.plan import ObjectPlan, PlanSettings, SkippedObject, build_plan, skip_reason
 from orgvault.domain.record_index import record_ids
 from orgvault.errors import IntegrityError, SalesforceRequestError
 from orgvault.ports import Catalog, SalesforceSource
@@ -33,11 +33,16 @@ from orgvault.services.browse import write_chunk_index
 
 
 def plan_objects(
-    source: SalesforceSource, settings: PlanSettings, *, describe: Any = None
+    source: SalesforceSource, settings: PlanSettings, *, describe: Any = None, prefetch: Any = None
 ) -> tuple[list[ObjectPlan], list[SkippedObject]]:
-    """describeGlobal + describe → the objects to back up and the skipped ones with reasons."""
+    """describeGlobal + describe → the objects to back up and the skipped ones with reasons.
+    ``prefetch(names)``: told every object that will be described, before the first describe (to
+    describe them in batches)."""
+    sobjects = source.list_objects()
+    if prefetch is not None:
+        prefetch([str(e.get("name", "")) for e in sobjects if skip_reason(e, settings) is None])
     plan = build_plan(
-        source.list_objects(),
+        sobjects,
         describe or source.describe,
         settings,
         on_describe_error=(SalesforceRequestError,),

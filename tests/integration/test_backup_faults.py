@@ -36,7 +36,8 @@ def test_expired_sessions_503s_and_dropped_connections(tmp_path, fresh_emulator)
 
     faults = Faults(session_max_requests=7, error_rate=0.15, seed=3)
     emu = fresh_emulator(scale=300, seed=8, faults=faults)
-    app = make_app(tmp_path)
+    # 3 dropped connections and random 503s may land on the same request: allow for both
+    app = make_app(tmp_path, source_options={"max_attempts": 8})
     connect(app, emu)
     faults.add_rule(FaultRule(pattern=r"/query", count=3, action="drop", drop_after_bytes=300))
     faults.add_rule(
@@ -121,13 +122,13 @@ def test_allowance_exhausted_mid_run_pauses_then_resumes(tmp_path, fresh_emulato
 
 
 def test_budget_share_stops_before_the_allowance_is_used(tmp_path, fresh_emulator):
-    emu = fresh_emulator(scale=300, seed=12, daily_limit=2000)
+    emu = fresh_emulator(scale=300, seed=12, daily_limit=1000)
     app = make_app(tmp_path, source_options={"budget_share": 0.05})
     connect(app, emu)
     with pytest.raises(ApiBudgetExhausted, match="paused"):
         app.backup_service().run_backup(ORG)
     assert app.catalog.list_runs(ORG)[-1].status is RunStatus.PAUSED
-    assert emu.usage.used <= 0.05 * 2000, "no call is made over the configured share"
+    assert emu.usage.used <= 0.05 * 1000, "no call is made over the configured share"
     # a new day: the allowance is back, the paused run resumes and completes
     emu.usage.reset()
     result = app.backup_service().run_backup(ORG)

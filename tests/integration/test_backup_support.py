@@ -19,7 +19,7 @@ SMALL_CHUNKS = {"chunk_records": 120, "chunk_bytes": 64 * 1024, "reconcile_every
 
 
 def source_factory(**overrides: Any) -> Any:
-    from orgvault.adapters.salesforce import SimpleSalesforceSource
+    from orgvault.adapters.salesforce_backup import BackupSalesforceSource
 
     options: dict[str, Any] = {
         "sleep": lambda _s: None,
@@ -31,7 +31,7 @@ def source_factory(**overrides: Any) -> Any:
     options.update(overrides)
 
     def make(conn: Any, creds: dict[str, str]) -> Any:
-        return SimpleSalesforceSource(conn, creds, **options)
+        return BackupSalesforceSource(conn, creds, **options)
 
     return make
 

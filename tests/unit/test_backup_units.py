@@ -129,7 +129,9 @@ def test_step_results_and_plans_serialize_for_step_functions():
     from orgvault.domain.models import RunKind
     from orgvault.services.backup import RunPlan, SkippedObject, StepResult, StepStatus
 
-    plan = RunPlan("acme", "r1", RunKind.FULL, False, None, ("Account",), (SkippedObject("AccountFeed", "name_rule"),))
+    plan = RunPlan(
+        "acme", "r1", RunKind.FULL, False, None, ("Account",), (SkippedObject("AccountFeed", "name_rule"),)
+    )
     step = StepResult("acme", "r1", "Account", StepStatus.WAIT, wait_seconds=4.6, records=10)
     assert json.loads(json.dumps(plan.to_json()))["objects"] == ["Account"]
     assert json.loads(json.dumps(step.to_json())) | {} == step.to_json()
@@ -159,3 +161,43 @@ def test_chunk_ids_match_full_decoding():
     Ref.records = 1
     FakeVault.read_chunk_payload = lambda self, o, b, r: tombs.payload
     assert chunk_ids(FakeVault(), "o", "Account", Ref) == ["001000000000001AAA"]
+
+
+def test_buffer_keeps_each_chunks_ids_for_its_index():
+    """A change of field set closes a chunk early; each closed chunk's Ids (what its id index is
+    built from) are exactly the Ids its payload holds, in order."""
+    from orgvault.domain.chunks import decode_chunk
+    from orgvault.services.backup import _Buffer
+
+    buf = _Buffer()
+    rows = [{"Id": f"001{i:015d}", "Name": f"n{i}"} for i in range(5)]
+    rows += [{"Id": f"001{i:015d}", "Name": f"n{i}", "Extra__c": i} for i in range(5, 8)]
+    rows += [{"Id": f"001{i:015d}", "Name": f"n{i}"} for i in range(8, 10)]
+    for r in rows:
+        buf.add(r)
+    chunks = buf.chunks()
+    assert len(chunks) == 3 and buf.count == 0
+    assert [len(ids) for _, ids in chunks] == [5, 3, 2]
+    for encoded, ids in chunks:
+        assert ids == [r["Id"] for r in decode_chunk(encoded.payload)]
+    assert [i for _, ids in chunks for i in ids] == [r["Id"] for r in rows]
+
+
+def test_edge_keeps_only_records_near_the_watermark_and_gives_up_beyond_the_cap():
+    from orgvault.services.backup import EDGE_MAX, _Edge
+
+    e = _Edge({}, overlap_s=300)
+    e.add("a", "2026-01-01T00:00:00.000+0000", None)  # long before the final watermark
+    e.add("b", "2026-01-01T09:56:00.000+0000", "2026-01-01T00:00:00.000+0000")
+    e.add("c", "2026-01-01T10:00:00.000+0000", "2026-01-01T09:56:00.000+0000")
+    assert e.final("2026-01-01T10:00:00.000+0000") == {
+        "b": "2026-01-01T09:56:00.000+0000",
+        "c": "2026-01-01T10:00:00.000+0000",
+    }
+    busy = _Edge({}, overlap_s=300)  # a mass update: too many rows in the window to keep
+    for i in range(EDGE_MAX + 1):
+        busy.add(f"id{i}", "2026-01-01T10:00:00.000+0000", "2026-01-01T10:00:00.000+0000")
+    assert busy.final("2026-01-01T10:00:00.000+0000") is None
+    other = _Edge({}, overlap_s=300)  # a stamp format it cannot shift: nothing kept
+    other.add("x", "2026-01-01T10:00:00Z", None)
+    assert other.final("2026-01-01T10:00:00Z") is None
