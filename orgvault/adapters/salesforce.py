@@ -47,13 +47,16 @@ from __future__ import annotations
 import csv
 import http.client
 import io
+import itertools
 import json
 import logging
 import random
 import re
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -92,6 +95,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _GENERIC_LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _ID_RE = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+_CSV_BATCH = 2000  # Bulk CSV rows converted at a time
 _LIMIT_RE = re.compile(r"api-usage=(\d+)/(\d+)")
 CURSOR_VERSION = 1
 FILTER_BATCH = 200  # parent ids per query of a filter-required object (keeps the GET URL short)
@@ -220,7 +224,11 @@ class SimpleSalesforceSource:
     ``session``: an optional ``requests.Session`` (e.g. one that trusts the emulator's CA); one is
     built when none is given. ``rest_batch_size`` is sent as the ``Sforce-Query-Options`` batch-size
     hint (``None``: no hint, the server's default). ``sleep`` and ``rng`` exist for tests (no real
-    waiting)."""
+    waiting). ``prefetch_pages``: when a Bulk results page has a next page, start downloading it on a
+    background thread at once (one page of raw CSV held at most), so Salesforce produces page N+1
+    while the caller seals page N. The call is made (and counted) even if the caller never asks for
+    that page: enable it where reads run to the end (local mode), not in a step that may stop after
+    any page (a Lambda step would waste one call per invocation)."""
 
     def __init__(
         self,
@@ -238,6 +246,7 @@ class SimpleSalesforceSource:
         timeout: float = 120.0,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
+        prefetch_pages: bool = False,
     ) -> None:
         if not 0 < budget_share <= 1:
             raise ConfigError("budget_share must be in (0, 1]")
@@ -273,6 +282,9 @@ class SimpleSalesforceSource:
         self.calls = 0  # requests sent to the REST/Bulk API (retries included)
         self.logins = 0
         self.retries = 0
+        self.prefetch_pages = prefetch_pages
+        self._prefetched: tuple[tuple[str, str], Future[tuple[str | None, str | None, bytes] | None]] | None
+        self._prefetched = None
 
     def __repr__(self) -> str:
         return f"SimpleSalesforceSource(org={self.connection.name!r}, auth={self._auth.value!r})"
@@ -570,6 +582,9 @@ class SimpleSalesforceSource:
         if cursor.get("locator"):
             params["locator"] = cursor["locator"]
         url = f"{self.data_url}/jobs/query/{cursor['job']}/results"
+        page = self._take_prefetched(cursor, specs)
+        if page is not None:
+            return page
         attempt = 0
         while True:
             attempt += 1
@@ -592,19 +607,102 @@ class SimpleSalesforceSource:
                 self._backoff(attempt)
             finally:
                 resp.close()
+        return self._bulk_page_result(cursor, records, locator)
+
+    def _bulk_page_result(
+        self, cursor: dict[str, Any], records: list[dict[str, Any]], locator: str | None
+    ) -> RecordPage:
         if locator is None:
             raise SalesforceRequestError(
                 "Bulk results lack the Sforce-Locator header", error_code="MALFORMED"
             )
         if locator in ("", "null"):
             return RecordPage(records=records, cursor=None)
-        return RecordPage(records=records, cursor={**cursor, "locator": locator})
+        nxt = {**cursor, "locator": locator}
+        if self.prefetch_pages:
+            self._prefetch(nxt)
+        return RecordPage(records=records, cursor=nxt)
+
+    # --- prefetch of the next Bulk results page (see ``prefetch_pages``) ---------------------------
+
+    def _prefetch(self, cursor: dict[str, Any]) -> None:
+        """Start downloading the page ``cursor`` names on a daemon thread (one at a time)."""
+        self._drop_prefetched()
+        try:
+            self._ensure_login()
+            self._check_budget()
+        except Exception:  # noqa: BLE001 - the ordinary read will raise it properly
+            return
+        url = f"{self.data_url}/jobs/query/{cursor['job']}/results"
+        params = {"maxRecords": self.bulk_page_records, "locator": cursor["locator"]}
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "text/csv"}
+        session, timeout = self._session, self.timeout
+        future: Future[tuple[str | None, str | None, bytes] | None] = Future()
+        self.calls += 1
+
+        def fetch() -> None:
+            try:
+                resp = session.get(url, params=params, headers=headers, stream=True, timeout=timeout)
+                try:
+                    self._track(resp)
+                    if resp.status_code != 200:
+                        future.set_result(None)  # the ordinary read retries / raises
+                        return
+                    body = resp.raw.read(decode_content=True)
+                    head = resp.headers
+                    future.set_result((head.get("Sforce-Locator"), head.get("Sforce-NumberOfRecords"), body))
+                finally:
+                    resp.close()
+            except BaseException:  # noqa: BLE001 - any failure: the ordinary read does it again
+                if not future.done():
+                    future.set_result(None)
+
+        threading.Thread(target=fetch, name="orgvault-bulk-prefetch", daemon=True).start()
+        self._prefetched = ((str(cursor["job"]), str(cursor["locator"])), future)
+
+    def _drop_prefetched(self) -> None:
+        self._prefetched = None  # a running download finishes on its own; its bytes are dropped
+
+    def _take_prefetched(self, cursor: dict[str, Any], specs: list[FieldSpec]) -> RecordPage | None:
+        """The prefetched page for ``cursor`` if there is one and it is whole, else ``None``."""
+        held = self._prefetched
+        if held is None:
+            return None
+        self._prefetched = None
+        key, future = held
+        if key != (str(cursor.get("job")), str(cursor.get("locator"))):
+            return None
+        try:
+            got = future.result(timeout=self.timeout + 5)
+        except Exception:  # noqa: BLE001 - timed out: read it the ordinary way
+            return None
+        if got is None:
+            return None
+        locator, expected, body = got
+        try:
+            records = self._parse_csv_stream(io.BytesIO(body), expected, specs, cursor["object"])
+        except _BODY_RETRY:
+            return None
+        finally:
+            del body, got
+        return self._bulk_page_result(cursor, records, locator)
 
     @staticmethod
     def _parse_csv(resp: requests.Response, specs: list[FieldSpec], object_name: str) -> list[dict[str, Any]]:
         """Parse a results page as it streams in (no copy of the whole body is kept)."""
         resp.raw.decode_content = True
-        text = io.TextIOWrapper(resp.raw, encoding="utf-8-sig", newline="")
+        return SimpleSalesforceSource._parse_csv_stream(
+            resp.raw, resp.headers.get("Sforce-NumberOfRecords"), specs, object_name
+        )
+
+    @staticmethod
+    def _parse_csv_stream(
+        raw: Any, expected: str | None, specs: list[FieldSpec], object_name: str
+    ) -> list[dict[str, Any]]:
+        """Parse a CSV results body from a binary stream; ``expected``: the Sforce-NumberOfRecords
+        header. ``_Truncated`` when the body is cut short or does not parse as a whole."""
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        text._CHUNK_SIZE = 1 << 18  # type: ignore[attr-defined]  # fewer, larger reads (default 8 KiB)
         reader = csv.reader(text, strict=True)
         records: list[dict[str, Any]] = []
         try:
@@ -612,17 +710,20 @@ class SimpleSalesforceSource:
             if header is not None:
                 mapper = CsvRowMapper(header, specs)
                 width = len(header)
-                for row in reader:
-                    if len(row) != width:
-                        raise _Truncated()
-                    records.append(mapper(row))
+                # converted in batches, column by column (bounded extra memory: one batch of rows)
+                # a generator: once the body ends it is never read again (urllib3 has closed it)
+                rows = (row for row in reader)
+                while batch := list(itertools.islice(rows, _CSV_BATCH)):
+                    for n in set(map(len, batch)):
+                        if n != width:
+                            raise _Truncated()
+                    records.extend(mapper.rows(batch))
         except csv.Error as exc:
             raise _Truncated() from exc
         except ValueError as exc:
             if isinstance(exc, UnicodeDecodeError):
                 raise _Truncated() from exc
             raise SalesforceRequestError(f"{object_name}: {exc}", error_code="MALFORMED") from None
-        expected = resp.headers.get("Sforce-NumberOfRecords")
         if expected is not None and expected.isdigit() and int(expected) != len(records):
             raise _Truncated()
         return records

@@ -681,3 +681,53 @@ def test_objects_that_need_a_parent_filter_are_read_in_batches_of_parent_ids(
     some = records[0]
     filtered, _ = read_all(src, schema, plan, "rest", where=f"Id = '{some['Id']}'")
     assert [r["Id"] for r in filtered] == [some["Id"]]
+
+
+# --- prefetch of the next Bulk page ------------------------------------------------------------
+
+
+def test_prefetched_bulk_pages_give_the_same_records_and_calls(
+    emulator: Any, emulator_source: Callable[..., Any]
+) -> None:
+    """With ``prefetch_pages`` the next results page downloads while the caller works on this one:
+    the records, their order and the number of API calls are those of a plain read."""
+    plain = emulator_source(emulator, bulk_page_records=7)
+    eager = emulator_source(emulator, bulk_page_records=7, prefetch_pages=True)
+    for src in (plain, eager):
+        src.login()
+    schema, plan = plan_of(plain, "Contact")
+    c0 = plain.calls
+    expected, pages = read_all(plain, schema, plan, "bulk")
+    plain_calls = plain.calls - c0
+    c0 = eager.calls
+    served: list[int] = []
+    take = eager._take_prefetched
+
+    def spy(cursor: Any, specs: Any) -> Any:
+        page = take(cursor, specs)
+        served.append(page is not None)
+        return page
+
+    eager._take_prefetched = spy  # type: ignore[method-assign]
+    got, eager_pages = read_all(eager, schema, plan, "bulk")
+    assert pages >= 3 and eager_pages == pages
+    assert got == expected and [list(r) for r in got] == [list(r) for r in expected]
+    assert same_as_truth(got, emulator.org, plan)
+    assert eager.calls - c0 == plain_calls
+    assert sum(served) == pages - 1  # every page after the first came from the prefetch
+
+
+def test_a_prefetched_page_cut_short_is_read_again(
+    fresh_emulator: Callable[..., Any], emulator_source: Callable[..., Any]
+) -> None:
+    from salesforce_emulator.faults import FaultRule, RuleAction
+
+    emu = fresh_emulator(default_batch_size=10)
+    src = emulator_source(emu, rest_batch_size=None, bulk_page_records=15, prefetch_pages=True)
+    schema, plan = plan_of(src, "Contact")
+    emu.faults.rules.append(
+        FaultRule(pattern=r"/results$", count=3, action=RuleAction.DROP, drop_after_bytes=300)
+    )
+    records, _ = read_all(src, schema, plan, "bulk")
+    assert same_as_truth(records, emu.org, plan)
+    assert len(by_id(records)) == len(truth(emu.org, plan))

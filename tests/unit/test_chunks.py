@@ -155,3 +155,21 @@ def test_unknown_payload_version_and_garbage():
 def test_nan_is_refused():
     with pytest.raises(ValueError):
         encode_records([{"Id": "1", "X": float("nan")}])
+
+
+_json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
+)
+
+
+@given(st.lists(st.one_of(_json_scalars, st.fixed_dictionaries({"$file": st.text(max_size=8), "size": st.integers(0, 10**9)}))))
+def test_row_encoder_is_byte_identical_to_the_json_encoder(values: list[object]) -> None:
+    """The per-row fast encoder writes exactly what ``json`` writes (old chunks stay comparable)."""
+    from orgvault.domain.chunks import _dumps, _dumps_row
+
+    assert _dumps_row(values) == _dumps(values) + b"\n"
+    assert json.loads(_dumps_row(values)) == values
