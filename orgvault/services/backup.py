@@ -359,8 +359,9 @@ class BackupService:
     def _plan_new(self, conn: OrgConnection, *, full: bool) -> RunPlan:
         org = conn.name
         src = self.source(org)
-        head = self.catalog.head_snapshot(org)
-        parent = None if full else head
+        # The hash chain always continues from the head; ``full`` only means every object is read
+        # in full (a new base layer each), not that the run forgets its parent.
+        parent = self.catalog.head_snapshot(org)
         parent_manifest = glue.read_manifest(self.vault, self.catalog, parent) if parent else None
         plan_settings = PlanSettings.from_mapping(conn.settings)
         plan_settings = PlanSettings(
@@ -387,17 +388,20 @@ class BackupService:
         )
         now = self.clock()
         run_id = new_run_id(now)
-        kind = RunKind.INCREMENTAL if parent else RunKind.FULL
-        reconcile = self._reconcile_due(org) if parent else False
+        incremental = parent is not None and not full
+        kind = RunKind.INCREMENTAL if incremental else RunKind.FULL
+        reconcile = self._reconcile_due(org) if incremental else False
         # Deletions since the parent run are still in the recycle bin (seen as IsDeleted rows) unless
         # the parent is older than the bin keeps them; purges are caught by the count check.
-        stale_parent = parent is not None and (now - _aware(parent.created_at)) > timedelta(
-            days=RECYCLE_BIN_DAYS - 1
+        stale_parent = (
+            incremental
+            and parent is not None
+            and (now - _aware(parent.created_at)) > timedelta(days=RECYCLE_BIN_DAYS - 1)
         )
         modes: dict[str, str] = {}
         checkpoints: list[Checkpoint] = []
         for p in plans:
-            prev = glue.manifest_object(parent_manifest, p.name) if parent_manifest else None
+            prev = glue.manifest_object(parent_manifest, p.name) if parent_manifest and incremental else None
             mode, since, do_reconcile, count_check = "full", None, False, False
             if (
                 prev is not None

@@ -60,6 +60,26 @@ def test_incremental_after_changes_equals_the_org(tmp_path, fresh_emulator):
     assert changes  # the mutation really changed something
 
 
+def test_forced_full_backup_after_a_snapshot_rereads_everything_and_continues_the_chain(
+    tmp_path, fresh_emulator
+):
+    """`orgvault backup --full` on an org that already has snapshots: every object is read again
+    (new base layers), the snapshot chains to the previous head, and it equals the org."""
+    emu = fresh_emulator(scale=300, seed=5)
+    app = make_app(tmp_path)
+    connect(app, emu)
+    first = app.backup_service().run_backup(ORG)
+    change_org(emu.org, seed=12)
+    again = app.backup_service().run_backup(ORG, full=True)
+    assert again.snapshot.kind is RunKind.FULL
+    assert again.snapshot.parent_id == first.snapshot.snapshot_id
+    assert again.records_read >= first.records_read * 0.9, "a forced full run re-reads every object"
+    assert app.catalog.head_snapshot(ORG).snapshot_id == again.snapshot.snapshot_id
+    assert_identical(app, emu)
+    # the first snapshot is untouched and still readable
+    assert app.catalog.get_snapshot(ORG, first.snapshot.snapshot_id).records == first.records
+
+
 def test_second_concurrent_run_refuses(tmp_path, fresh_emulator):
     emu = fresh_emulator(scale=200, seed=5)
     app = make_app(tmp_path)
