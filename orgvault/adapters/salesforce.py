@@ -338,29 +338,7 @@ class SimpleSalesforceSource:
         _check_name(object_name, "object")
         body = self._json("GET", f"{self.data_url}/sobjects/{object_name}/describe")
         try:
-            fields = tuple(
-                FieldInfo(
-                    name=str(f["name"]),
-                    type=str(f["type"]),
-                    createable=bool(f.get("createable")),
-                    updateable=bool(f.get("updateable")),
-                    calculated=bool(f.get("calculated")),
-                    nillable=bool(f.get("nillable", True)),
-                    external_id=bool(f.get("externalId")),
-                    compound_field_name=f.get("compoundFieldName") or None,
-                    reference_to=tuple(f.get("referenceTo") or ()),
-                    relationship_name=f.get("relationshipName") or None,
-                )
-                for f in body["fields"]
-            )
-            return ObjectSchema(
-                name=str(body.get("name") or object_name),
-                fields=fields,
-                key_prefix=body.get("keyPrefix") or None,
-                createable=bool(body.get("createable")),
-                updateable=bool(body.get("updateable")),
-                child_relationships=tuple(body.get("childRelationships") or ()),
-            )
+            return schema_from_describe(object_name, body)
         except (KeyError, TypeError) as exc:
             raise SalesforceRequestError(
                 f"describe of {object_name} is malformed (missing {exc})", error_code="MALFORMED"
@@ -1046,3 +1024,31 @@ def _scrub(text: str, secrets: Sequence[str]) -> str:
         if secret and secret in text:
             text = text.replace(secret, "***")
     return text
+
+
+def schema_from_describe(object_name: str, body: dict[str, Any]) -> ObjectSchema:
+    """An sObject describe answer → ``ObjectSchema``. Raises ``KeyError``/``TypeError`` when the
+    answer is malformed (callers translate that into their own error)."""
+    fields = tuple(
+        FieldInfo(
+            name=str(f["name"]),
+            type=str(f["type"]),
+            createable=bool(f.get("createable")),
+            updateable=bool(f.get("updateable")),
+            calculated=bool(f.get("calculated")),
+            nillable=bool(f.get("nillable", True)),
+            external_id=bool(f.get("externalId")),
+            compound_field_name=f.get("compoundFieldName") or None,
+            reference_to=tuple(f.get("referenceTo") or ()),
+            relationship_name=f.get("relationshipName") or None,
+        )
+        for f in body["fields"]
+    )
+    return ObjectSchema(
+        name=str(body.get("name") or object_name),
+        fields=fields,
+        key_prefix=body.get("keyPrefix") or None,
+        createable=bool(body.get("createable")),
+        updateable=bool(body.get("updateable")),
+        child_relationships=tuple(body.get("childRelationships") or ()),
+    )

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlparse
 
-from orgvault.adapters.salesforce import SimpleSalesforceSource
+from orgvault.adapters.salesforce import SimpleSalesforceSource, schema_from_describe
 from orgvault.errors import SalesforceRequestError
-from orgvault.ports import FieldInfo, ObjectSchema
+from orgvault.ports import ObjectSchema
 
 COMPOSITE_MAX = 25
 
@@ -97,38 +97,16 @@ class BackupSalesforceSource(SimpleSalesforceSource):
             valid, self._composite_get([f"/sobjects/{n}/describe" for n in valid]), strict=True
         ):
             if status == 200 and isinstance(body, dict):
-                schema = schema_from_describe(name, body)
+                schema = _schema_or_none(name, body)
                 if schema is not None:
                     out[name] = schema
         return out
 
 
-def schema_from_describe(object_name: str, body: dict[str, Any]) -> ObjectSchema | None:
-    """An sObject describe answer → ``ObjectSchema`` (as ``SimpleSalesforceSource.describe`` builds
-    it); None when it is malformed (the caller then describes the object alone, which reports it)."""
+def _schema_or_none(object_name: str, body: dict[str, Any]) -> ObjectSchema | None:
+    """None when the describe answer is malformed (the caller then describes the object alone,
+    which reports it)."""
     try:
-        fields = tuple(
-            FieldInfo(
-                name=str(f["name"]),
-                type=str(f["type"]),
-                createable=bool(f.get("createable")),
-                updateable=bool(f.get("updateable")),
-                calculated=bool(f.get("calculated")),
-                nillable=bool(f.get("nillable", True)),
-                external_id=bool(f.get("externalId")),
-                compound_field_name=f.get("compoundFieldName") or None,
-                reference_to=tuple(f.get("referenceTo") or ()),
-                relationship_name=f.get("relationshipName") or None,
-            )
-            for f in body["fields"]
-        )
-        return ObjectSchema(
-            name=str(body.get("name") or object_name),
-            fields=fields,
-            key_prefix=body.get("keyPrefix") or None,
-            createable=bool(body.get("createable")),
-            updateable=bool(body.get("updateable")),
-            child_relationships=tuple(body.get("childRelationships") or ()),
-        )
+        return schema_from_describe(object_name, body)
     except (KeyError, TypeError):
         return None
