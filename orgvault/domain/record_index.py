@@ -67,7 +67,10 @@ class IdIndex:
 
     @staticmethod
     def of(chunk_sha256: str, ids: Iterable[str]) -> IdIndex:
-        keys = sorted({id15(i) for i in ids})
+        keys = sorted({i[:15] for i in ids})
+        joined = "".join(keys)
+        if len(joined) == 15 * len(keys) and joined.isascii():  # the usual case: no per-id encode/pad
+            return IdIndex(chunk_sha256, joined.encode("ascii"), 15, bloom_of(keys))
         width = max((len(k.encode()) for k in keys), default=15)
         return IdIndex(chunk_sha256, b"".join(k.encode().ljust(width) for k in keys), width, bloom_of(keys))
 
@@ -262,20 +265,41 @@ def _probes(record_id: str, nbits: int) -> list[int]:
 
 
 def bloom_of(ids: Iterable[str]) -> bytes:
-    """A Bloom filter of ids (no false negatives, ~1% false positives)."""
-    keys = list(ids)
+    """A Bloom filter of ids (no false negatives, ~1% false positives). Sets exactly the bits of
+    :func:`_probes` (``(h1 + i*h2) % n`` computed as ``(h1 % n + i*(h2 % n)) % n``, the same value),
+    with the hashing and the probe loop inlined: about a third of the former time per id."""
+    import hashlib
+
+    keys = ids if isinstance(ids, list) else list(ids)
     nbits = max(64, len(keys) * BLOOM_BITS_PER_ID)
     bits = bytearray((nbits + 7) // 8)
+    blake, frombytes, mask = hashlib.blake2b, int.from_bytes, (1 << 64) - 1
     for k in keys:
-        for b in _probes(k, nbits):
+        v = frombytes(blake(k[:15].encode(), digest_size=16).digest(), "big")
+        b = (v >> 64) % nbits
+        step = ((v & mask) | 1) % nbits
+        for _ in range(BLOOM_PROBES):
             bits[b >> 3] |= 1 << (b & 7)
+            b += step
+            if b >= nbits:
+                b -= nbits
     return bytes(bits)
+
+
+def bloom_bits(nbytes: int) -> int:
+    """The number of bits :func:`bloom_of` hashed into for a filter of ``nbytes`` bytes: it sizes
+    filters as ``max(64, ids * BLOOM_BITS_PER_ID)`` bits rounded up to whole bytes, so the bit count
+    is 64 or the largest multiple of ``BLOOM_BITS_PER_ID`` that fits (exactly one candidate lies in
+    the last byte). Reading with ``nbytes * 8`` instead (as before 2026-11-23) gave false negatives
+    whenever the id count was not a multiple of 4; stored filters are unchanged by this fix."""
+    top = nbytes * 8
+    return max(64, top - top % BLOOM_BITS_PER_ID) if top > 64 else top
 
 
 def bloom_may_contain(bloom: bytes, record_id: str) -> bool:
     if not bloom:
         return True
-    nbits = len(bloom) * 8
+    nbits = bloom_bits(len(bloom))
     return all(bloom[b >> 3] & (1 << (b & 7)) for b in _probes(record_id, nbits))
 
 
