@@ -76,8 +76,10 @@ def drive_run(app: Any, *, step_seconds: float, full: bool = False) -> tuple[Any
     """One run, shaped as the state machine runs it (see infra_cdk/constructs/workflow.py)."""
     wf = Workflow()
     owner = f"arn:aws:states:{REGION}:123456789012:execution:orgvault-backup:{time.time_ns()}"
-    plan = wf.call("backup_start", lambda: app.backup_service(owner=owner, owner_alive=lambda _o: None)
-                   .start_run(ORG, full=full))
+    plan = wf.call(
+        "backup_start",
+        lambda: app.backup_service(owner=owner, owner_alive=lambda _o: None).start_run(ORG, full=full),
+    )
     wf.transitions += 2  # Start task, Objects map
     wf.objects = len(plan.objects)
     for obj in plan.objects:
@@ -96,8 +98,10 @@ def drive_run(app: Any, *, step_seconds: float, full: bool = False) -> tuple[Any
                 wf.transitions += 1  # WaitForBulk
                 wf.waits += 1
                 time.sleep(min(res.wait_seconds, 0.05))  # the emulator's Bulk jobs finish quickly
-    snap = wf.call("backup_finalize", lambda: app.backup_service(owner=owner, owner_alive=lambda _o: None)
-                   .finalize_run(ORG, plan.run_id))
+    snap = wf.call(
+        "backup_finalize",
+        lambda: app.backup_service(owner=owner, owner_alive=lambda _o: None).finalize_run(ORG, plan.run_id),
+    )
     wf.transitions += 2  # Finalize task, Succeeded
     return snap, wf
 
@@ -116,8 +120,15 @@ def bucket_usage(s3: Any, bucket: str) -> dict[str, Any]:
             objects += 1
             size += int(o["Size"])
             key = o["Key"]
-            kind = ("chunks" if "/snapshots/" in key else "files" if "/files/" in key
-                    else "manifests" if "/manifests/" in key else "other")
+            kind = (
+                "chunks"
+                if "/snapshots/" in key
+                else "files"
+                if "/files/" in key
+                else "manifests"
+                if "/manifests/" in key
+                else "other"
+            )
             kinds[kind] += int(o["Size"])
     return {"objects": objects, "bytes": size, "bytes_by_kind": kinds}
 
@@ -141,15 +152,31 @@ def phase_summary(meter: Any, wf: Workflow | None, *, records: int, org_records:
     req = snap["requests"]
 
     def total(prefix: str, ops: tuple[str, ...] | None = None) -> int:
-        return sum(n for k, n in req.items() if k.startswith(prefix + ".") and (ops is None or k.split(".", 1)[1] in ops))
+        return sum(
+            n
+            for k, n in req.items()
+            if k.startswith(prefix + ".") and (ops is None or k.split(".", 1)[1] in ops)
+        )
 
     counts = {
         "kms": total("kms"),
         "kms_generate_data_key": req.get("kms.GenerateDataKey", 0),
         "kms_decrypt": req.get("kms.Decrypt", 0),
-        "s3_put_class": total("s3", ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload",
-                                     "ListObjectsV2", "ListObjects", "CopyObject")),
-        "s3_put": total("s3", ("PutObject", "UploadPart", "CreateMultipartUpload", "CompleteMultipartUpload")),
+        "s3_put_class": total(
+            "s3",
+            (
+                "PutObject",
+                "CreateMultipartUpload",
+                "UploadPart",
+                "CompleteMultipartUpload",
+                "ListObjectsV2",
+                "ListObjects",
+                "CopyObject",
+            ),
+        ),
+        "s3_put": total(
+            "s3", ("PutObject", "UploadPart", "CreateMultipartUpload", "CompleteMultipartUpload")
+        ),
         "s3_get_class": total("s3", ("GetObject", "HeadObject")),
         "s3_get": req.get("s3.GetObject", 0),
         "s3_head": req.get("s3.HeadObject", 0),
@@ -172,11 +199,13 @@ def phase_summary(meter: Any, wf: Workflow | None, *, records: int, org_records:
             "lambda_gb_seconds": round(wf.gb_seconds(), 3),
         }
         if org_records:
-            out["per_1m_org_records"].update({
-                "state_transitions": wf.transitions / org_records * 1_000_000,
-                "lambda_invocations": sum(wf.invocations.values()) / org_records * 1_000_000,
-                "lambda_gb_seconds": wf.gb_seconds() / org_records * 1_000_000,
-            })
+            out["per_1m_org_records"].update(
+                {
+                    "state_transitions": wf.transitions / org_records * 1_000_000,
+                    "lambda_invocations": sum(wf.invocations.values()) / org_records * 1_000_000,
+                    "lambda_gb_seconds": wf.gb_seconds() / org_records * 1_000_000,
+                }
+            )
     meter.reset()
     return out
 
@@ -201,8 +230,11 @@ def bench_scale(scale: int, *, change: float, seed: int, step_seconds: float) ->
     from orgvault.settings import Settings
     from salesforce_emulator import EmulatorServer, Org, activity
 
-    for k, v in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
-                 "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+    for k, v in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
         os.environ[k] = v
     os.environ.pop("AWS_PROFILE", None)
     work = Path(tempfile.mkdtemp(prefix=f"ovawscost-{scale}-"))
@@ -222,8 +254,12 @@ def bench_scale(scale: int, *, change: float, seed: int, step_seconds: float) ->
 
         def make_app(**backup: Any) -> Any:
             settings = Settings.from_env(
-                {"ORGVAULT_MODE": "aws", "ORGVAULT_BUCKET": bucket, "ORGVAULT_TABLE": table,
-                 "AWS_DEFAULT_REGION": REGION},
+                {
+                    "ORGVAULT_MODE": "aws",
+                    "ORGVAULT_BUCKET": bucket,
+                    "ORGVAULT_TABLE": table,
+                    "AWS_DEFAULT_REGION": REGION,
+                },
                 **backup,
             )
             factory = default_source_factory(settings, sleep=lambda _s: None, bulk_poll_seconds=0.0)
@@ -232,8 +268,13 @@ def bench_scale(scale: int, *, change: float, seed: int, step_seconds: float) ->
         app = make_app()
         facts = emu.facts
         connect_org(
-            catalog=app.catalog, keys=app.keys, secrets=app.secrets, name=ORG,
-            instance_url=facts.instance_url, login_url=facts.login_url, auth_method="client-credentials",
+            catalog=app.catalog,
+            keys=app.keys,
+            secrets=app.secrets,
+            name=ORG,
+            instance_url=facts.instance_url,
+            login_url=facts.login_url,
+            auth_method="client-credentials",
             credentials={"client_id": facts.client_id, "client_secret": facts.client_secret},
             test_login=app.make_source,
         )
@@ -242,9 +283,12 @@ def bench_scale(scale: int, *, change: float, seed: int, step_seconds: float) ->
         def stored() -> dict[str, int]:
             usage = bucket_usage(s3, bucket)
             kinds = usage["bytes_by_kind"]
-            return {"record_bytes": kinds["chunks"] + kinds["manifests"] + kinds["other"],
-                    "file_bytes": kinds["files"], "catalog_bytes": table_bytes(ddb, table)[1],
-                    "s3_objects": usage["objects"]}
+            return {
+                "record_bytes": kinds["chunks"] + kinds["manifests"] + kinds["other"],
+                "file_bytes": kinds["files"],
+                "catalog_bytes": table_bytes(ddb, table)[1],
+                "s3_objects": usage["objects"],
+            }
 
         def grown(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
             return {k: after[k] - before[k] for k in after}
@@ -256,10 +300,17 @@ def bench_scale(scale: int, *, change: float, seed: int, step_seconds: float) ->
         result["full"] = phase_summary(meter, wf, records=full.records, org_records=full.records)
         result["full"].update(seconds=round(full_s, 2), stored_added=grown(before, stored()))
 
-        for phase, reconcile_app in (("incremental", None), ("incremental_reconcile", make_app(reconcile_every=1))):
+        for phase, reconcile_app in (
+            ("incremental", None),
+            ("incremental_reconcile", make_app(reconcile_every=1)),
+        ):
             org.clock.advance(900)  # past the overlap window: the incremental reads only what changed
-            mutated = activity.mutate(org, seed=seed + (1 if phase == "incremental" else 2),
-                                      update_share=change, delete_share=change / 10)
+            mutated = activity.mutate(
+                org,
+                seed=seed + (1 if phase == "incremental" else 2),
+                update_share=change,
+                delete_share=change / 10,
+            )
             org.clock.advance(60)
             meter.reset()  # the second app's construction is not part of the run
             before = stored()
@@ -268,7 +319,8 @@ def bench_scale(scale: int, *, change: float, seed: int, step_seconds: float) ->
             secs = time.perf_counter() - t0
             result[phase] = phase_summary(meter, wf, records=snap.records, org_records=snap.records)
             result[phase].update(
-                seconds=round(secs, 2), kind=str(snap.kind),
+                seconds=round(secs, 2),
+                kind=str(snap.kind),
                 changed={k: _count(v) for k, v in mutated.items()},
                 stored_added=grown(before, stored()),
             )
@@ -281,37 +333,60 @@ def bench_scale(scale: int, *, change: float, seed: int, step_seconds: float) ->
 
 def table_text(results: list[dict[str, Any]]) -> str:
     cols = [
-        ("kms", "KMS"), ("s3_put_class", "S3 PUT*"), ("s3_get_class", "S3 GET*"), ("dynamodb_wru", "DDB WRU"),
-        ("dynamodb_rru", "DDB RRU"), ("secretsmanager", "SecretsMgr"), ("state_transitions", "SFN trans."),
-        ("lambda_invocations", "Lambda inv."), ("lambda_gb_seconds", "Lambda GB-s"),
+        ("kms", "KMS"),
+        ("s3_put_class", "S3 PUT*"),
+        ("s3_get_class", "S3 GET*"),
+        ("dynamodb_wru", "DDB WRU"),
+        ("dynamodb_rru", "DDB RRU"),
+        ("secretsmanager", "SecretsMgr"),
+        ("state_transitions", "SFN trans."),
+        ("lambda_invocations", "Lambda inv."),
+        ("lambda_gb_seconds", "Lambda GB-s"),
     ]
     lines = [f"{'scale':>8} {'phase':<22} {'records':>8} " + " ".join(f"{h:>11}" for _, h in cols)]
     for r in results:
         for phase in ("full", "incremental", "incremental_reconcile"):
             p = r[phase]
-            raw = {**p["counts"], "state_transitions": p["workflow"]["state_transitions"],
-                   "lambda_invocations": sum(p["workflow"]["lambda_invocations"].values()),
-                   "lambda_gb_seconds": p["workflow"]["lambda_gb_seconds"]}
-            lines.append(f"{r['scale']:>8,} {phase:<22} {p['records']:>8,} "
-                         + " ".join(f"{raw[k]:>11,.1f}" if isinstance(raw[k], float) else f"{raw[k]:>11,}"
-                                    for k, _ in cols))
+            raw = {
+                **p["counts"],
+                "state_transitions": p["workflow"]["state_transitions"],
+                "lambda_invocations": sum(p["workflow"]["lambda_invocations"].values()),
+                "lambda_gb_seconds": p["workflow"]["lambda_gb_seconds"],
+            }
+            lines.append(
+                f"{r['scale']:>8,} {phase:<22} {p['records']:>8,} "
+                + " ".join(
+                    f"{raw[k]:>11,.1f}" if isinstance(raw[k], float) else f"{raw[k]:>11,}" for k, _ in cols
+                )
+            )
             per = p["per_1m_org_records"]
-            lines.append(f"{'':>8} {'  per 1M org records':<22} {'':>8} " + " ".join(f"{per[k]:>11,.0f}" for k, _ in cols))
+            lines.append(
+                f"{'':>8} {'  per 1M org records':<22} {'':>8} "
+                + " ".join(f"{per[k]:>11,.0f}" for k, _ in cols)
+            )
         c = r["connect"]["counts"]
-        lines.append(f"{'':>8} connect (one-time): KMS {c['kms']}, SecretsMgr {c['secretsmanager']}, "
-                     f"DDB WRU {c['dynamodb_wru']:.1f}")
+        lines.append(
+            f"{'':>8} connect (one-time): KMS {c['kms']}, SecretsMgr {c['secretsmanager']}, "
+            f"DDB WRU {c['dynamodb_wru']:.1f}"
+        )
         kinds = r["s3_total"]["bytes_by_kind"]
-        lines.append(f"{'':>8} stored: S3 {r['s3_total']['bytes']:,} B in {r['s3_total']['objects']} objects "
-                     f"(record chunks {kinds['chunks']:,} B, file bodies {kinds['files']:,} B, manifests "
-                     f"{kinds['manifests']:,} B); catalog ~{r['catalog']['bytes_estimate']:,} B in "
-                     f"{r['catalog']['items']} items")
+        lines.append(
+            f"{'':>8} stored: S3 {r['s3_total']['bytes']:,} B in {r['s3_total']['objects']} objects "
+            f"(record chunks {kinds['chunks']:,} B, file bodies {kinds['files']:,} B, manifests "
+            f"{kinds['manifests']:,} B); catalog ~{r['catalog']['bytes_estimate']:,} B in "
+            f"{r['catalog']['items']} items"
+        )
         for phase in ("full", "incremental", "incremental_reconcile"):
             a = r[phase]["stored_added"]
-            lines.append(f"{'':>8}   added by {phase}: records {a['record_bytes']:,} B, files {a['file_bytes']:,} B, "
-                         f"catalog {a['catalog_bytes']:,} B, {a['s3_objects']} S3 objects")
-    lines.append("* S3 PUT class = PUT/COPY/POST/LIST requests; GET class = GET/HEAD (S3 bills HEAD as GET). "
-                 "Per 1M: extrapolated linearly from the measured run (fixed per-object costs included, "
-                 "so an upper bound for larger orgs).")
+            lines.append(
+                f"{'':>8}   added by {phase}: records {a['record_bytes']:,} B, files {a['file_bytes']:,} B, "
+                f"catalog {a['catalog_bytes']:,} B, {a['s3_objects']} S3 objects"
+            )
+    lines.append(
+        "* S3 PUT class = PUT/COPY/POST/LIST requests; GET class = GET/HEAD (S3 bills HEAD as GET). "
+        "Per 1M: extrapolated linearly from the measured run (fixed per-object costs included, "
+        "so an upper bound for larger orgs)."
+    )
     return "\n".join(lines)
 
 
@@ -352,9 +427,13 @@ def _per_run(results: list[dict[str, Any]], phase: str, key: str, records: int) 
         if key in p.get("stored_added", {}):
             return float(p["stored_added"][key])
         wf = p["workflow"]
-        return float({"state_transitions": wf["state_transitions"],
-                      "lambda_invocations": sum(wf["lambda_invocations"].values()),
-                      "lambda_gb_seconds": wf["lambda_gb_seconds"]}[key])
+        return float(
+            {
+                "state_transitions": wf["state_transitions"],
+                "lambda_invocations": sum(wf["lambda_invocations"].values()),
+                "lambda_gb_seconds": wf["lambda_gb_seconds"],
+            }[key]
+        )
 
     pts = sorted(((r[phase]["org_records"], value(r)) for r in results), key=lambda t: t[0])
     if len(pts) >= 2 and pts[-1][0] != pts[-2][0]:
@@ -373,14 +452,18 @@ def engine_throughput() -> tuple[float, float, str]:
     try:
         doc = json.loads((OUT / "backup.json").read_text())
         r = max(doc["results"], key=lambda x: x["scale"])
-        return (float(r["full"]["records_per_s"]), float(r["incremental_1pct"]["time_share_of_full"]),
-                f"bench/out/backup.json at scale {r['scale']:,}")
+        return (
+            float(r["full"]["records_per_s"]),
+            float(r["incremental_1pct"]["time_share_of_full"]),
+            f"bench/out/backup.json at scale {r['scale']:,}",
+        )
     except (OSError, ValueError, KeyError):
         return 2000.0, 0.25, "defaults: 2,000 rec/s, incremental 25% of a full"
 
 
-def monthly_cost(results: list[dict[str, Any]], *, org_records: int = 10_000_000, days: int = 30,
-                 reconcile_every: int = 7) -> dict[str, Any]:
+def monthly_cost(
+    results: list[dict[str, Any]], *, org_records: int = 10_000_000, days: int = 30, reconcile_every: int = 7
+) -> dict[str, Any]:
     """The monthly AWS bill of backing up one org of ``org_records`` daily at the measured change rate:
     month 1 = one full + (days-1) incrementals; a steady month = ``days`` incrementals; every
     ``reconcile_every``-th incremental also reconciles (reads every Id). Returns the lines of the
@@ -414,9 +497,11 @@ def monthly_cost(results: list[dict[str, Any]], *, org_records: int = 10_000_000
         return c
 
     big = max(results, key=lambda r: r["full"]["org_records"])
-    lines.append(f"Org: {org_records:,} records, daily backups at {big['change_share']:.0%} change, "
-                 f"{days}-day month: month 1 = 1 full + {n_inc} incrementals ({n_rec} reconciling), "
-                 f"from the bench at scales {', '.join(str(r['scale']) for r in results)}.")
+    lines.append(
+        f"Org: {org_records:,} records, daily backups at {big['change_share']:.0%} change, "
+        f"{days}-day month: month 1 = 1 full + {n_inc} incrementals ({n_rec} reconciling), "
+        f"from the bench at scales {', '.join(str(r['scale']) for r in results)}."
+    )
     lines.append("Requests per run (measured under moto, scaled to the org size):")
     kms, _, _ = month("kms")
     cost("KMS requests", kms, P["kms_per_10k"], 10_000, "requests")
@@ -435,42 +520,62 @@ def monthly_cost(results: list[dict[str, Any]], *, org_records: int = 10_000_000
     inv, _, _ = month("lambda_invocations")
     cost("Lambda requests", inv, P["lambda_per_m_requests"], 1_000_000, "invocations")
     gbs, _, _ = month("lambda_gb_seconds")
-    lines.append(f"  (upper bound, not in the total: handler wall time under moto, with the emulator and moto in the "
-                 f"same process: {gbs:,.0f} GB-s x ${P['lambda_gb_s_arm']} = ${gbs * P['lambda_gb_s_arm']:,.2f})")
+    lines.append(
+        f"  (upper bound, not in the total: handler wall time under moto, with the emulator and moto in the "
+        f"same process: {gbs:,.0f} GB-s x ${P['lambda_gb_s_arm']} = ${gbs * P['lambda_gb_s_arm']:,.2f})"
+    )
     rate, inc_share, source = engine_throughput()
     full_s = org_records / rate
     inc_s = full_s * inc_share
     mem = LAMBDA_MB["backup_extract"] / 1024
     model = (full_s + n_inc * inc_s) * mem
-    lines.append(f"- Lambda compute from the engine's throughput ({source}): full {org_records:,} / {rate:,.0f} rec/s "
-                 f"= {full_s:,.0f} s; incremental {inc_share:.1%} of that = {inc_s:,.0f} s; month 1 = ({full_s:,.0f} + "
-                 f"{n_inc} x {inc_s:,.0f}) s x {mem:.3f} GB = {model:,.0f} GB-s")
+    lines.append(
+        f"- Lambda compute from the engine's throughput ({source}): full {org_records:,} / {rate:,.0f} rec/s "
+        f"= {full_s:,.0f} s; incremental {inc_share:.1%} of that = {inc_s:,.0f} s; month 1 = ({full_s:,.0f} + "
+        f"{n_inc} x {inc_s:,.0f}) s x {mem:.3f} GB = {model:,.0f} GB-s"
+    )
     cost("Lambda compute", model, P["lambda_gb_s_arm"], 1, "GB-s")
     # What the emulator cannot show: Bulk API jobs that take minutes (the workflow polls them with
     # WaitForBulk loops, ``bulk_poll_seconds`` = 5 s) and objects that outlast one step's time budget.
     budget = STEP_BUDGET_S
     extra_steps = math.ceil(full_s / budget) + n_inc * math.ceil(inc_s / budget)
     waits = BULK_WAITS["full"] + n_inc * BULK_WAITS["incremental"]
-    lines.append(f"- Not seen with the emulator: Bulk polling, assumed {BULK_WAITS['full']} WaitForBulk loops in a full "
-                 f"run and {BULK_WAITS['incremental']} in an incremental (~20 Bulk objects x 5 s polls), 3 transitions "
-                 f"+ 1 extract invocation (~1 s) each: {BULK_WAITS['full']} + {n_inc} x {BULK_WAITS['incremental']} = "
-                 f"{waits:,} loops; steps beyond the first for the {budget:.0f} s step budget: "
-                 f"ceil({full_s:,.0f}/{budget:.0f}) + {n_inc} x ceil({inc_s:,.0f}/{budget:.0f}) = {extra_steps:,}, "
-                 "2 transitions + 1 invocation each")
-    cost("Step Functions (Bulk waits, extra steps)", 3 * waits + 2 * extra_steps, P["sfn_per_1k_transitions"],
-         1_000, "transitions")
-    cost("Lambda requests (Bulk waits, extra steps)", waits + extra_steps, P["lambda_per_m_requests"], 1_000_000,
-         "invocations")
+    lines.append(
+        f"- Not seen with the emulator: Bulk polling, assumed {BULK_WAITS['full']} WaitForBulk loops in a full "
+        f"run and {BULK_WAITS['incremental']} in an incremental (~20 Bulk objects x 5 s polls), 3 transitions "
+        f"+ 1 extract invocation (~1 s) each: {BULK_WAITS['full']} + {n_inc} x {BULK_WAITS['incremental']} = "
+        f"{waits:,} loops; steps beyond the first for the {budget:.0f} s step budget: "
+        f"ceil({full_s:,.0f}/{budget:.0f}) + {n_inc} x ceil({inc_s:,.0f}/{budget:.0f}) = {extra_steps:,}, "
+        "2 transitions + 1 invocation each"
+    )
+    cost(
+        "Step Functions (Bulk waits, extra steps)",
+        3 * waits + 2 * extra_steps,
+        P["sfn_per_1k_transitions"],
+        1_000,
+        "transitions",
+    )
+    cost(
+        "Lambda requests (Bulk waits, extra steps)",
+        waits + extra_steps,
+        P["lambda_per_m_requests"],
+        1_000_000,
+        "invocations",
+    )
     cost("Lambda compute (Bulk waits)", waits * 1.0 * mem, P["lambda_gb_s_arm"], 1, "GB-s")
 
-    lines.append("Storage at month-end (nothing expires within the month: Object Lock keeps every delta; "
-                 "billed as GB-month, so month-end over-states the month's average):")
+    lines.append(
+        "Storage at month-end (nothing expires within the month: Object Lock keeps every delta; "
+        "billed as GB-month, so month-end over-states the month's average):"
+    )
     rec, _, _ = month("record_bytes")
     gb = rec / 1e9
     cost("S3 storage (records)", gb, P["s3_gb_month"], 1, "GB-month")
     files, _, _ = month("file_bytes")
-    lines.append("  (file bodies at the emulator's files-per-record ratio; real orgs vary widely: put your org's "
-                 "file storage here)")
+    lines.append(
+        "  (file bodies at the emulator's files-per-record ratio; real orgs vary widely: put your org's "
+        "file storage here)"
+    )
     cost("S3 storage (files, emulator ratio)", files / 1e9, P["s3_gb_month"], 1, "GB-month")
     cat, _, _ = month("catalog_bytes")
     lines.append("  (DynamoDB's first 25 GB-month are free; priced anyway)")
@@ -480,21 +585,35 @@ def monthly_cost(results: list[dict[str, Any]], *, org_records: int = 10_000_000
     cost("Secrets Manager secret", 1, P["secret_month"], 1, "secret")
     total = sum(totals.values())
     lines.append(f"Total month 1 (the services above): ${total:,.2f}")
-    lines.append("Outside that list, per org (CloudWatch, us-east-1): the functions publish 3 custom metrics with an "
-                 "org dimension (SnapshotCommitted, RunFailed, ApiUsagePercent)")
+    lines.append(
+        "Outside that list, per org (CloudWatch, us-east-1): the functions publish 3 custom metrics with an "
+        "org dimension (SnapshotCommitted, RunFailed, ApiUsagePercent)"
+    )
     cost("CloudWatch custom metrics", 3, P["cw_metric_month"], 1, "metrics")
     total_all = sum(totals.values())
-    lines.append(f"Total month 1 with CloudWatch metrics: ${total_all:,.2f}. A steady month (30 incrementals, no full): "
-                 "the full run's requests and Lambda time drop out, storage keeps growing by the incrementals' deltas.")
-    return {"prices": P, "org_records": org_records, "days": days, "lines": lines, "items": totals, "total": total,
-            "total_with_cloudwatch": total_all, "assumptions": {"bulk_waits": BULK_WAITS, "step_budget_s": budget}}
+    lines.append(
+        f"Total month 1 with CloudWatch metrics: ${total_all:,.2f}. A steady month (30 incrementals, no full): "
+        "the full run's requests and Lambda time drop out, storage keeps growing by the incrementals' deltas."
+    )
+    return {
+        "prices": P,
+        "org_records": org_records,
+        "days": days,
+        "lines": lines,
+        "items": totals,
+        "total": total,
+        "total_with_cloudwatch": total_all,
+        "assumptions": {"bulk_waits": BULK_WAITS, "step_budget_s": budget},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=int, default=20_000, help="emulator org size (records, about)")
     ap.add_argument("--scales", help="comma-separated scales (overrides --scale)")
-    ap.add_argument("--change", type=float, default=0.01, help="share of records updated before each incremental")
+    ap.add_argument(
+        "--change", type=float, default=0.01, help="share of records updated before each incremental"
+    )
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--org-records", type=int, default=10_000_000, help="org size for the monthly cost")
     ap.add_argument("--from-json", help="recompute the monthly cost from a saved aws_cost.json (no run)")
@@ -507,11 +626,18 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(monthly["lines"]))
         return 0
     scales = [int(x) for x in args.scales.split(",")] if args.scales else [args.scale]
-    results = [bench_scale(s, change=args.change, seed=args.seed, step_seconds=args.step_seconds) for s in scales]
+    results = [
+        bench_scale(s, change=args.change, seed=args.seed, step_seconds=args.step_seconds) for s in scales
+    ]
     OUT.mkdir(exist_ok=True)
     monthly = monthly_cost(results, org_records=args.org_records)
-    doc = {"command": "python -m bench.aws_cost " + " ".join(sys.argv[1:] if argv is None else argv),
-           "region_of_moto": REGION, "lambda_memory_mb": LAMBDA_MB, "results": results, "monthly": monthly}
+    doc = {
+        "command": "python -m bench.aws_cost " + " ".join(sys.argv[1:] if argv is None else argv),
+        "region_of_moto": REGION,
+        "lambda_memory_mb": LAMBDA_MB,
+        "results": results,
+        "monthly": monthly,
+    }
     (OUT / "aws_cost.json").write_text(json.dumps(doc, indent=2, default=str))
     print(table_text(results))
     print("\nMonthly AWS cost (us-east-1 list prices as of 2026, check before relying):")

@@ -24,22 +24,36 @@ def register(sub: Any) -> None:
     s.add_argument("--port", type=int, default=8700)
     s.add_argument("--users-file", help="JSON users file (hashed passwords / token hashes and groups)")
     s.add_argument("--audit-log", help="append audit lines to this file (default: stderr)")
-    s.add_argument("--hash-password", action="store_true",
-                   help="read a password from stdin, print its hash for the users file, and exit")
+    s.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="read a password from stdin, print its hash for the users file, and exit",
+    )
     s.set_defaults(run=cmd_serve)
 
 
-def build_local_api(app: Any, *, runner: Any = None, audit: Any = None, writer_factory: Any = None,
-                    max_body_bytes: int | None = None) -> Any:
+def build_local_api(
+    app: Any,
+    *,
+    runner: Any = None,
+    audit: Any = None,
+    writer_factory: Any = None,
+    max_body_bytes: int | None = None,
+) -> Any:
     """The API over a local-mode App: backups and approved restores run in background threads."""
     from orgvault.api.app import MAX_BODY_BYTES, ApiContext, OrgVaultApi
     from orgvault.api.audit import AuditLog
     from orgvault.api.jobs import LocalBackupLauncher, ThreadRunner
 
     runner = runner or ThreadRunner()
-    ctx = ApiContext(app=app, launcher=LocalBackupLauncher(app, runner), runner=runner,
-                     audit=audit or AuditLog(), writer_factory=writer_factory,
-                     max_body_bytes=max_body_bytes or MAX_BODY_BYTES)
+    ctx = ApiContext(
+        app=app,
+        launcher=LocalBackupLauncher(app, runner),
+        runner=runner,
+        audit=audit or AuditLog(),
+        writer_factory=writer_factory,
+        max_body_bytes=max_body_bytes or MAX_BODY_BYTES,
+    )
     return OrgVaultApi(ctx)
 
 
@@ -59,8 +73,9 @@ def cmd_serve(args: argparse.Namespace, env: dict[str, str]) -> int:
     app = open_app(settings)
     audit_logger = logging.getLogger("orgvault.audit")
     audit_logger.setLevel(logging.INFO)
-    handler: logging.Handler = (logging.FileHandler(args.audit_log) if args.audit_log
-                                else logging.StreamHandler(sys.stderr))
+    handler: logging.Handler = (
+        logging.FileHandler(args.audit_log) if args.audit_log else logging.StreamHandler(sys.stderr)
+    )
     audit_logger.addHandler(handler)
     try:
         users, token = LocalUsers.load(settings.home, Path(args.users_file) if args.users_file else None)

@@ -111,7 +111,9 @@ class Catalog(Protocol):
     def delete_org(self, name: str) -> None: ...
 
     # run lock: at most one run per org
-    def acquire_lock(self, org: str, owner: str, *, now: datetime, ttl_seconds: int, force: bool = False) -> Lock:
+    def acquire_lock(
+        self, org: str, owner: str, *, now: datetime, ttl_seconds: int, force: bool = False
+    ) -> Lock:
         """Take the org's lock for ``owner``. Succeeds when free, expired, already held by
         ``owner`` (refreshes it) or ``force``; else raises ``RunInProgress`` naming the holder."""
         ...

@@ -6,7 +6,7 @@ versioned, TLS-only, private, access-logged).
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -14,6 +14,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra_cdk.config import DeploymentConfig
+from infra_cdk.constructs.vault_storage import locked_kms_bucket
 
 
 class Audit(Construct):
@@ -30,26 +31,13 @@ class Audit(Construct):
         access_log_bucket: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.bucket = s3.Bucket(
+        self.bucket = locked_kms_bucket(
             self,
             "TrailBucket",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
-            object_lock_enabled=True,
-            object_lock_default_retention=(
-                s3.ObjectLockRetention.compliance(Duration.days(config.lock_days))
-                if config.lock_mode == "COMPLIANCE"
-                else s3.ObjectLockRetention.governance(Duration.days(config.lock_days))
-            ),
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=access_log_bucket,
-            server_access_logs_prefix="trail/",
-            removal_policy=RemovalPolicy.RETAIN,
+            config=config,
+            key=key,
+            access_log_bucket=access_log_bucket,
+            access_log_prefix="trail/",
         )
         self.log_group = logs.LogGroup(
             self,

@@ -9,12 +9,50 @@ cheaper storage classes as they age; noncurrent versions expire after the retent
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra_cdk.config import DeploymentConfig
+
+
+def locked_kms_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    config: DeploymentConfig,
+    key: kms.IKey,
+    access_log_bucket: s3.IBucket,
+    access_log_prefix: str,
+    **extra: Any,
+) -> s3.Bucket:
+    """A write-once bucket: SSE-KMS with a bucket key, no public access, TLS 1.2+ only, versioned,
+    Object Lock with the configured default retention, access-logged, retained on stack deletion."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=key,
+        bucket_key_enabled=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        minimum_tls_version=1.2,
+        versioned=True,
+        object_lock_enabled=True,
+        object_lock_default_retention=(
+            s3.ObjectLockRetention.compliance(Duration.days(config.lock_days))
+            if config.lock_mode == "COMPLIANCE"
+            else s3.ObjectLockRetention.governance(Duration.days(config.lock_days))
+        ),
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        server_access_logs_bucket=access_log_bucket,
+        server_access_logs_prefix=access_log_prefix,
+        removal_policy=RemovalPolicy.RETAIN,
+        **extra,
+    )
 
 
 def locked_log_bucket(scope: Construct, construct_id: str, *, retention_days: int) -> s3.Bucket:
@@ -50,26 +88,13 @@ class VaultStorage(Construct):
         self.access_log_bucket = locked_log_bucket(
             self, "AccessLogs", retention_days=max(config.retention_days, 90)
         )
-        self.bucket = s3.Bucket(
+        self.bucket = locked_kms_bucket(
             self,
             "Vault",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
-            object_lock_enabled=True,
-            object_lock_default_retention=(
-                s3.ObjectLockRetention.compliance(Duration.days(config.lock_days))
-                if config.lock_mode == "COMPLIANCE"
-                else s3.ObjectLockRetention.governance(Duration.days(config.lock_days))
-            ),
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=self.access_log_bucket,
-            server_access_logs_prefix="vault/",
-            removal_policy=RemovalPolicy.RETAIN,
+            config=config,
+            key=key,
+            access_log_bucket=self.access_log_bucket,
+            access_log_prefix="vault/",
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="age-to-cheaper-storage",

@@ -20,7 +20,9 @@ from orgvault.errors import ConfigError, RetryableError
 
 
 class _Starter:
-    def __init__(self, state_machine_arn: str, what: str, env_name: str, *, client: Any | None = None) -> None:
+    def __init__(
+        self, state_machine_arn: str, what: str, env_name: str, *, client: Any | None = None
+    ) -> None:
         if not state_machine_arn:
             raise ConfigError(f"the API needs {env_name} to start {what}s")
         self.arn = state_machine_arn
@@ -41,8 +43,12 @@ class _Starter:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("StateMachineDoesNotExist", "InvalidArn"):
-                raise ConfigError(f"the {self.what} state machine does not exist; check {self.env_name}") from None
-            raise RetryableError(f"Step Functions refused to start the {self.what} ({code}); retry later") from None
+                raise ConfigError(
+                    f"the {self.what} state machine does not exist; check {self.env_name}"
+                ) from None
+            raise RetryableError(
+                f"Step Functions refused to start the {self.what} ({code}); retry later"
+            ) from None
         except BotoCoreError:
             raise RetryableError("Step Functions could not be reached; retry later") from None
         return str(out["executionArn"])

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from orgvault.domain.models import (
     Checkpoint,
@@ -120,19 +120,24 @@ def _field_decoder(hint: Any) -> Callable[[Any], Any]:
     if hint is datetime:
         return lambda v: None if v is None else datetime.fromisoformat(v)
     if isinstance(hint, type) and issubclass(hint, Enum):
-        return lambda v, e=hint: None if v is None else e(v)
+        enum_cls: type[Enum] = hint
+
+        def enum_value(v: Any) -> Any:
+            return None if v is None else enum_cls(v)
+
+        return enum_value
     return _plain
 
 
 @functools.cache
-def _decoders(cls: type) -> dict[str, Callable[[Any], Any]]:
+def _decoders(cls: Any) -> dict[str, Callable[[Any], Any]]:
     """Per dataclass: field name → value decoder (``typing.get_type_hints`` once per class, not per row)."""
     hints = typing.get_type_hints(cls)
     return {f.name: _field_decoder(hints[f.name]) for f in dataclasses.fields(cls)}
 
 
 def decode(cls: type[T], text: str) -> T:
-    decoders = _decoders(cls)
+    decoders = _decoders(cast(Any, cls))
     raw = json.loads(text)
     return cls(**{k: decoders[k](v) for k, v in raw.items() if k in decoders})
 

@@ -35,8 +35,12 @@ CALLERS = [None, "viewer", "operator", "admin"]
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     w = build_world(tmp_path_factory.mktemp("api-authz"))
-    w.restore_body = {"object": "Account", "mode": "revert-fields", "ids": [w.account_id],
-                      "snapshot_id": w.snapshots[0]}
+    w.restore_body = {
+        "object": "Account",
+        "mode": "revert-fields",
+        "ids": [w.account_id],
+        "snapshot_id": w.snapshots[0],
+    }
     r = w.call("global", "POST", f"/v1/orgs/{ORG}/restores", json=w.restore_body)
     assert r.status_code == 201, r.text
     w.restore_id = r.json()["restore_id"]
@@ -50,8 +54,14 @@ def _fill(w, template: str, org: str) -> str:
         r = w.call("global", "POST", f"/v1/orgs/{ORG}/restores", json=w.restore_body)
         assert r.status_code == 201, r.text
         fresh = r.json()["restore_id"]
-    return template.format(org=org, s1=w.snapshots[0], s2=w.snapshots[1], account=w.account_id,
-                           restore=w.restore_id, fresh_restore=fresh)
+    return template.format(
+        org=org,
+        s1=w.snapshots[0],
+        s2=w.snapshots[1],
+        account=w.account_id,
+        restore=w.restore_id,
+        fresh_restore=fresh,
+    )
 
 
 @pytest.mark.parametrize("org_kind", ["own", "other"])
@@ -62,8 +72,13 @@ def test_matrix(world, route, caller, org_kind):
     org = ORG if org_kind == "own" else OTHER
     if caller is not None and caller != "viewer" and method == "POST":
         world.runner.wait(120)  # a backup started by an earlier cell holds the org's run lock
-    path = _fill(world, template, org) if caller else template.format(
-        org=org, s1="x", s2="x", account="001000000000001", restore="r1", fresh_restore="r1")
+    path = (
+        _fill(world, template, org)
+        if caller
+        else template.format(
+            org=org, s1="x", s2="x", account="001000000000001", restore="r1", fresh_restore="r1"
+        )
+    )
     payload = world.restore_body if body == "restore" else body
     before = len(world.audit_lines)
     r = world.call(caller, method, path, json=payload)
@@ -82,9 +97,26 @@ def test_matrix(world, route, caller, org_kind):
         assert org in err["message"] and needed in err["message"]
     if method == "POST" and r.status_code >= 400:
         # nothing was planned/approved/started: no restore job appeared for the refused call
-        assert not any(a["outcome"] == "ok" and a["action"].startswith("restores") for a in world.audits()[before:])
-    if name in ("browse", "record", "history", "diff", "objects", "plan-restore", "approve-restore", "verify",
-                "list-restores", "get-restore", "restore-results") and caller is not None:
+        assert not any(
+            a["outcome"] == "ok" and a["action"].startswith("restores") for a in world.audits()[before:]
+        )
+    if (
+        name
+        in (
+            "browse",
+            "record",
+            "history",
+            "diff",
+            "objects",
+            "plan-restore",
+            "approve-restore",
+            "verify",
+            "list-restores",
+            "get-restore",
+            "restore-results",
+        )
+        and caller is not None
+    ):
         lines = world.audits()[before:]
         assert lines, "decrypting reads and restores are audited"
         assert lines[-1]["principal"]["name"] == f"{caller}-user"
@@ -118,7 +150,9 @@ def test_restore_flow_plan_approve_results(world):
     plan = r.json()
     assert plan["status"] == "awaiting-approval" and plan["requested_by"] == "operator-user"
     rid = plan["restore_id"]
-    assert world.call("viewer", "GET", f"/v1/orgs/{ORG}/restores/{rid}").json()["status"] == "awaiting-approval"
+    assert (
+        world.call("viewer", "GET", f"/v1/orgs/{ORG}/restores/{rid}").json()["status"] == "awaiting-approval"
+    )
     r = world.call("operator", "POST", f"/v1/orgs/{ORG}/restores/{rid}/approve")
     assert r.status_code == 202 and r.json()["approved_by"] == "operator-user"
     assert world.call("admin", "POST", f"/v1/orgs/{ORG}/restores/{rid}/approve").status_code == 409

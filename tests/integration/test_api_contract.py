@@ -30,7 +30,9 @@ def world(tmp_path_factory):
 
 def test_committed_openapi_document_is_the_generated_one():
     committed = (ROOT / "docs" / "openapi.json").read_text()
-    assert committed == render(), "docs/openapi.json is stale: run `python -m orgvault.api.openapi > docs/openapi.json`"
+    assert committed == render(), (
+        "docs/openapi.json is stale: run `python -m orgvault.api.openapi > docs/openapi.json`"
+    )
     doc = json.loads(committed)
     assert doc["openapi"].startswith("3.1")
     assert len([op for p in doc["paths"].values() for op in p]) >= 17
@@ -43,8 +45,12 @@ def _state(w):
     """What a refused request must not change: runs, snapshots, restore jobs, vault files."""
     app = w.app
     files = sorted(p.name for p in (app.settings.vault_dir).rglob("*") if p.is_file())
-    return (len(app.catalog.list_runs(ORG)), len(app.catalog.list_snapshots(ORG)),
-            len(w.call("global", "GET", f"/v1/orgs/{ORG}/restores").json()["items"]), files)
+    return (
+        len(app.catalog.list_runs(ORG)),
+        len(app.catalog.list_snapshots(ORG)),
+        len(w.call("global", "GET", f"/v1/orgs/{ORG}/restores").json()["items"]),
+        files,
+    )
 
 
 def test_oversized_and_malformed_requests_get_clear_4xx_and_change_nothing(world):
@@ -52,19 +58,37 @@ def test_oversized_and_malformed_requests_get_clear_4xx_and_change_nothing(world
     w.runner.wait(120)
     before = _state(w)
     big = b'{"object": "Account", "ids": ["' + b"x" * (1024 * 1024 + 10) + b'"]}'
-    r = w.call("operator", "POST", f"/v1/orgs/{ORG}/restores", data=big,
-               headers={"Content-Type": "application/json"})
+    r = w.call(
+        "operator", "POST", f"/v1/orgs/{ORG}/restores", data=big, headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 413 and "limit" in r.json()["message"]
 
     cases = [
         ("POST", f"/v1/orgs/{ORG}/restores", "{not json", 422, "json"),
         ("POST", f"/v1/orgs/{ORG}/restores", json.dumps({"object": "Account", "mode": "wipe"}), 422, "mode"),
-        ("POST", f"/v1/orgs/{ORG}/restores", json.dumps({"object": "Account", "surprise": 1}), 422, "surprise"),
+        (
+            "POST",
+            f"/v1/orgs/{ORG}/restores",
+            json.dumps({"object": "Account", "surprise": 1}),
+            422,
+            "surprise",
+        ),
         ("POST", f"/v1/orgs/{ORG}/restores", json.dumps([1, 2]), 422, "body"),
         ("POST", f"/v1/orgs/{ORG}/restores", json.dumps({"object": "Account; drop"}), 422, "object"),
-        ("POST", f"/v1/orgs/{ORG}/restores", json.dumps({"object": "Account", "mode": "upsert"}), 400,
-         "external_id_field"),
-        ("POST", f"/v1/orgs/{ORG}/restores", json.dumps({"object": "Account", "snapshot_id": "nope-1"}), 404, "nope-1"),
+        (
+            "POST",
+            f"/v1/orgs/{ORG}/restores",
+            json.dumps({"object": "Account", "mode": "upsert"}),
+            400,
+            "external_id_field",
+        ),
+        (
+            "POST",
+            f"/v1/orgs/{ORG}/restores",
+            json.dumps({"object": "Account", "snapshot_id": "nope-1"}),
+            404,
+            "nope-1",
+        ),
         ("POST", f"/v1/orgs/{ORG}/runs", json.dumps({"full": "yes please"}), 422, "full"),
         ("POST", f"/v1/orgs/{ORG}/verify", json.dumps({"snapshot_id": "../../etc"}), 422, "snapshot_id"),
         ("GET", f"/v1/orgs/{ORG}/runs?limit=100000", None, 422, "limit"),
@@ -92,10 +116,19 @@ def test_raw_socket_lies_about_length_and_chunked_are_refused(world):
     from urllib.parse import urlsplit
 
     u = urlsplit(world.url)
-    for head in (b"Content-Length: 99999999\r\n", b"Transfer-Encoding: chunked\r\n", b"Content-Length: -5\r\n"):
+    for head in (
+        b"Content-Length: 99999999\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+        b"Content-Length: -5\r\n",
+    ):
         with socket.create_connection((u.hostname, u.port), timeout=10) as s:
-            s.sendall(b"POST /v1/orgs/acme/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                      + TOKENS["admin"].encode() + b"\r\n" + head + b"\r\n")
+            s.sendall(
+                b"POST /v1/orgs/acme/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                + TOKENS["admin"].encode()
+                + b"\r\n"
+                + head
+                + b"\r\n"
+            )
             reply = s.recv(4096).decode()
         status = int(reply.split(" ", 2)[1])
         assert 400 <= status < 500, reply[:200]
@@ -105,23 +138,56 @@ def test_schemathesis_finds_no_server_errors_and_no_schema_violations(world, tmp
     w = world
     w.runner.wait(120)
     # Point the path/query parameters at real data, so the fuzzing reaches the services, not only 404s.
-    r = w.call("global", "POST", f"/v1/orgs/{ORG}/restores", json={
-        "object": "Account", "mode": "revert-fields", "ids": [w.account_id], "snapshot_id": w.snapshots[0]})
+    r = w.call(
+        "global",
+        "POST",
+        f"/v1/orgs/{ORG}/restores",
+        json={
+            "object": "Account",
+            "mode": "revert-fields",
+            "ids": [w.account_id],
+            "snapshot_id": w.snapshots[0],
+        },
+    )
     assert r.status_code == 201, r.text
-    params = {"path.org": ORG, "path.snapshot_id": w.snapshots[1], "path.run_id": w.snapshots[0],
-              "path.object_name": "Account", "path.record_id": w.account_id,
-              "path.restore_id": r.json()["restore_id"], "query.older": w.snapshots[0],
-              "query.newer": w.snapshots[1]}
+    params = {
+        "path.org": ORG,
+        "path.snapshot_id": w.snapshots[1],
+        "path.run_id": w.snapshots[0],
+        "path.object_name": "Account",
+        "path.record_id": w.account_id,
+        "path.restore_id": r.json()["restore_id"],
+        "query.older": w.snapshots[0],
+        "query.newer": w.snapshots[1],
+    }
     config = tmp_path / "schemathesis.toml"
     config.write_text("[parameters]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in params.items()))
     cmd = [
-        str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(config), "run", str(ROOT / "docs" / "openapi.json"),
-        "--url", w.url,
-        "-H", f"Authorization: Bearer {TOKENS['global']}",
-        "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,"
-                    "content_type_conformance,ignored_auth",
-        "--max-examples", "4", "--seed", "1", "--workers", "1", "--phases", "examples,fuzzing",
-        "--request-timeout", "30", "--max-time", "45", "--no-shrink",
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(config),
+        "run",
+        str(ROOT / "docs" / "openapi.json"),
+        "--url",
+        w.url,
+        "-H",
+        f"Authorization: Bearer {TOKENS['global']}",
+        "--checks",
+        "not_a_server_error,response_schema_conformance,status_code_conformance,"
+        "content_type_conformance,ignored_auth",
+        "--max-examples",
+        "4",
+        "--seed",
+        "1",
+        "--workers",
+        "1",
+        "--phases",
+        "examples,fuzzing",
+        "--request-timeout",
+        "30",
+        "--max-time",
+        "45",
+        "--no-shrink",
     ]
     env = {**os.environ, "NO_COLOR": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)

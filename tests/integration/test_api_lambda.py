@@ -18,15 +18,31 @@ def _event(ctx):
 
 
 def test_cognito_claims_and_iam_roles_map_to_roles_per_org():
-    p = principal_from_event(_event({"authorizer": {"claims": {
-        "sub": "u-1", "cognito:username": "ann", "cognito:groups": "[org:acme:viewer org:acme:operator other]"}}}))
+    p = principal_from_event(
+        _event(
+            {
+                "authorizer": {
+                    "claims": {
+                        "sub": "u-1",
+                        "cognito:username": "ann",
+                        "cognito:groups": "[org:acme:viewer org:acme:operator other]",
+                    }
+                }
+            }
+        )
+    )
     assert p is not None and p.role_in("acme") is Role.OPERATOR and p.role_in("globex") is None
     assert parse_groups("org:a:viewer,admin") == ["org:a:viewer", "admin"]
     session = "arn:aws:sts::123456789012:assumed-role/ci/session-1"
     assert role_arn(session) == "arn:aws:iam::123456789012:role/ci"
     mapping = {"arn:aws:iam::123456789012:role/ci": ["org:acme:viewer"]}
     m = principal_from_event(_event({"identity": {"userArn": session}}), mapping)
-    assert m is not None and m.kind == "machine" and m.can("acme", Role.VIEWER) and not m.can("acme", Role.OPERATOR)
+    assert (
+        m is not None
+        and m.kind == "machine"
+        and m.can("acme", Role.VIEWER)
+        and not m.can("acme", Role.OPERATOR)
+    )
     unknown = principal_from_event(_event({"identity": {"userArn": "arn:aws:iam::1:user/x"}}), mapping)
     assert unknown is not None and unknown.role_in("acme") is None
     assert principal_from_event(_event({})) is None
@@ -41,21 +57,33 @@ def test_lambda_handler_refuses_anonymous_and_serves_signed_in(monkeypatch, tmp_
 
     home = tmp_path / "home"
     _runtime.reset(lambda: make_app(home))
-    monkeypatch.setenv("ORGVAULT_BACKUP_STATE_MACHINE_ARN", "arn:aws:states:eu-west-1:123456789012:stateMachine:x")
+    monkeypatch.setenv(
+        "ORGVAULT_BACKUP_STATE_MACHINE_ARN", "arn:aws:states:eu-west-1:123456789012:stateMachine:x"
+    )
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     fn._api = None
     try:
+
         class Ctx:
-            function_name = "api"; memory_limit_in_mb = 512; aws_request_id = "req-1"  # noqa: E702
+            function_name = "api"
+            memory_limit_in_mb = 512
+            aws_request_id = "req-1"  # noqa: E702
             invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:api"
 
         anon = fn.handler(_event({"requestId": "r1"}), Ctx())
         assert anon["statusCode"] == 401
-        ok = fn.handler(_event({"requestId": "r2", "authorizer": {"claims": {"sub": "s", "cognito:groups": "admin"}}}),
-                        Ctx())
+        ok = fn.handler(
+            _event({"requestId": "r2", "authorizer": {"claims": {"sub": "s", "cognito:groups": "admin"}}}),
+            Ctx(),
+        )
         assert ok["statusCode"] == 200 and json.loads(ok["body"])["items"] == []
-        iam = fn.handler({**_event({"requestId": "r3", "identity": {"userArn": "arn:aws:iam::1:role/x"}}),
-                          "path": "/iam/v1/orgs/acme"}, Ctx())
+        iam = fn.handler(
+            {
+                **_event({"requestId": "r3", "identity": {"userArn": "arn:aws:iam::1:role/x"}}),
+                "path": "/iam/v1/orgs/acme",
+            },
+            Ctx(),
+        )
         assert iam["statusCode"] == 403  # an unmapped machine client sees nothing
     finally:
         fn._api = None
@@ -67,8 +95,11 @@ def test_step_functions_launcher_starts_the_backup_workflow():
     sfn = boto3.client("stepfunctions", region_name="eu-west-1")
     iam = boto3.client("iam", region_name="eu-west-1")
     role = iam.create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    arn = sfn.create_state_machine(name="backup", roleArn=role, definition=json.dumps(
-        {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+    arn = sfn.create_state_machine(
+        name="backup",
+        roleArn=role,
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+    )["stateMachineArn"]
     started = StepFunctionsBackupLauncher(arn, client=sfn).start_backup("acme", full=True)
     assert started.execution_id and started.status == "starting"
     desc = sfn.describe_execution(executionArn=started.execution_id)
@@ -76,7 +107,9 @@ def test_step_functions_launcher_starts_the_backup_workflow():
     from orgvault.errors import ConfigError
 
     with pytest.raises(ConfigError):
-        StepFunctionsBackupLauncher(arn.replace("backup", "missing"), client=sfn).start_backup("acme", full=False)
+        StepFunctionsBackupLauncher(arn.replace("backup", "missing"), client=sfn).start_backup(
+            "acme", full=False
+        )
 
 
 @mock_aws
@@ -88,9 +121,13 @@ def test_approval_in_aws_mode_starts_the_restore_workflow_and_runs_nothing_here(
 
     sfn = boto3.client("stepfunctions", region_name="eu-west-1")
     role = boto3.client("iam", region_name="eu-west-1").create_role(
-        RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    arn = sfn.create_state_machine(name="restore", roleArn=role, definition=json.dumps(
-        {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+        RoleName="sfn", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+    arn = sfn.create_state_machine(
+        name="restore",
+        roleArn=role,
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+    )["stateMachineArn"]
     w = build_world(tmp_path, scale=60)
     try:
         lines: list[str] = []
@@ -99,18 +136,40 @@ def test_approval_in_aws_mode_starts_the_restore_workflow_and_runs_nothing_here(
             def submit(self, name, fn):  # pragma: no cover - must not be used when a launcher is set
                 raise AssertionError("an approved restore ran in the API process")
 
-        api = OrgVaultApi(ApiContext(app=w.app, launcher=None, runner=Refuse(), audit=AuditLog(sink=lines.append),
-                                     restore_launcher=StepFunctionsRestoreLauncher(arn, client=sfn)))
+        api = OrgVaultApi(
+            ApiContext(
+                app=w.app,
+                launcher=None,
+                runner=Refuse(),
+                audit=AuditLog(sink=lines.append),
+                restore_launcher=StepFunctionsRestoreLauncher(arn, client=sfn),
+            )
+        )
         claims = {"sub": "u-9", "cognito:username": "olga", "cognito:groups": "org:acme:operator"}
 
         def call(method, path, body=None):
-            out = api.handle({"path": path, "httpMethod": method, "headers": {"Content-Type": "application/json"},
-                              "body": json.dumps(body) if body is not None else None,
-                              "requestContext": {"requestId": "q", "authorizer": {"claims": claims}}}, None)
+            out = api.handle(
+                {
+                    "path": path,
+                    "httpMethod": method,
+                    "headers": {"Content-Type": "application/json"},
+                    "body": json.dumps(body) if body is not None else None,
+                    "requestContext": {"requestId": "q", "authorizer": {"claims": claims}},
+                },
+                None,
+            )
             return out["statusCode"], json.loads(out["body"])
 
-        status, plan = call("POST", "/v1/orgs/acme/restores", {
-            "object": "Account", "mode": "revert-fields", "ids": [w.account_id], "snapshot_id": w.snapshots[0]})
+        status, plan = call(
+            "POST",
+            "/v1/orgs/acme/restores",
+            {
+                "object": "Account",
+                "mode": "revert-fields",
+                "ids": [w.account_id],
+                "snapshot_id": w.snapshots[0],
+            },
+        )
         assert status == 201 and plan["planned_total"] == 1, plan
         status, approved = call("POST", f"/v1/orgs/acme/restores/{plan['restore_id']}/approve")
         assert status == 202 and approved["approved_by"] == "olga"

@@ -26,8 +26,13 @@ from tests.integration.test_backup_support import ORG, make_app
 
 def _start_serve(home: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "ORGVAULT_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "orgvault.cli", "serve", "--port", "0"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orgvault.cli", "serve", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stderr.readline()
     assert "orgvault API on http://127.0.0.1:" in line, line
     url = line.split(" on ", 1)[1].split("/v1", 1)[0]
@@ -46,8 +51,9 @@ def _stop(proc: subprocess.Popen) -> str:
 
 def test_serve_prints_the_admin_token_once_and_stores_only_its_hash(tmp_path):
     home = tmp_path / "home"
-    subprocess.run([sys.executable, "-m", "orgvault.cli", "--home", str(home), "init"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "orgvault.cli", "--home", str(home), "init"], check=True, capture_output=True
+    )
     proc, url = _start_serve(home)
     try:
         assert proc.stderr.readline().startswith("admin token")
@@ -75,24 +81,40 @@ def test_serve_prints_the_admin_token_once_and_stores_only_its_hash(tmp_path):
 def test_users_file_basic_auth_with_scrypt_hashes(tmp_path):
     app = make_app(tmp_path / "home")
     users_file = tmp_path / "users.json"
-    users_file.write_text(json.dumps({"users": [
-        {"username": "vera", "password_hash": hash_password("correct horse battery"), "groups": ["org:acme:viewer"]},
-    ]}))
+    users_file.write_text(
+        json.dumps(
+            {
+                "users": [
+                    {
+                        "username": "vera",
+                        "password_hash": hash_password("correct horse battery"),
+                        "groups": ["org:acme:viewer"],
+                    },
+                ]
+            }
+        )
+    )
     users, token = LocalUsers.load(tmp_path / "home", users_file, create_admin=False)
     assert token is None and "correct horse" not in users_file.read_text()
     server = serve(build_local_api(app), users, "127.0.0.1", 0)
     try:
+
         def get(user: str, password: str) -> requests.Response:
             cred = base64.b64encode(f"{user}:{password}".encode()).decode()
-            return requests.get(server.url + "/v1/orgs/acme", headers={"Authorization": f"Basic {cred}"}, timeout=10)
+            return requests.get(
+                server.url + "/v1/orgs/acme", headers={"Authorization": f"Basic {cred}"}, timeout=10
+            )
 
         assert get("vera", "wrong").status_code == 401
         assert get("nobody", "correct horse battery").status_code == 401
         r = get("vera", "correct horse battery")
         assert r.status_code == 404 and "acme" in r.json()["message"]  # signed in, allowed, but no such org
         assert get("vera", "correct horse battery").status_code == 404  # cached check, same answer
-        r = requests.get(server.url + "/v1/orgs/globex", timeout=10,
-                         headers={"Authorization": "Basic " + base64.b64encode(b"vera:correct horse battery").decode()})
+        r = requests.get(
+            server.url + "/v1/orgs/globex",
+            timeout=10,
+            headers={"Authorization": "Basic " + base64.b64encode(b"vera:correct horse battery").decode()},
+        )
         assert r.status_code == 403
     finally:
         server.shutdown()
@@ -126,7 +148,9 @@ def damaged_world(tmp_path):
 
 def test_a_damaged_vault_is_a_500_with_a_reference_and_no_stack_trace(damaged_world):
     w = damaged_world
-    r = w.call("viewer", "GET", f"/v1/orgs/{ORG}/objects/Account/records?snapshot_id={w.snapshots[0]}&limit=1")
+    r = w.call(
+        "viewer", "GET", f"/v1/orgs/{ORG}/objects/Account/records?snapshot_id={w.snapshots[0]}&limit=1"
+    )
     assert r.status_code == 200
     chunks = [c for c in w.app.catalog.list_chunks(ORG, w.snapshots[0], "Account")]
     path = w.app.settings.vault_dir / chunks[0].key
@@ -141,4 +165,8 @@ def test_a_damaged_vault_is_a_500_with_a_reference_and_no_stack_trace(damaged_wo
     assert "failed authentication" in body["message"], "the message says what is wrong"
     assert "Traceback" not in r.text and 'File "' not in r.text
     audit = w.audits()[-1]
-    assert audit["action"] == "records.browse" and audit["outcome"] == "error" and audit["error"] == body["error"]
+    assert (
+        audit["action"] == "records.browse"
+        and audit["outcome"] == "error"
+        and audit["error"] == body["error"]
+    )

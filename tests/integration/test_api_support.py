@@ -61,9 +61,16 @@ class World:
 
 
 def users_file(path: Path) -> Path:
-    path.write_text(json.dumps({"tokens": [
-        {"name": f"{who}-user", "token_sha256": token_hash(tok), "groups": GROUPS[who]} for who, tok in TOKENS.items()
-    ]}))
+    path.write_text(
+        json.dumps(
+            {
+                "tokens": [
+                    {"name": f"{who}-user", "token_sha256": token_hash(tok), "groups": GROUPS[who]}
+                    for who, tok in TOKENS.items()
+                ]
+            }
+        )
+    )
     return path
 
 
@@ -90,8 +97,17 @@ def build_world(tmp: Path, *, scale: int = 120) -> World:
     users, _ = LocalUsers.load(tmp / "home", users_file(tmp / "users.json"), create_admin=False)
     server = serve(api, users, "127.0.0.1", 0)
     logging.getLogger("orgvault").setLevel(logging.WARNING)
-    return World(url=server.url, app=app, emu=emu, server=server, runner=runner, snapshots=[s1, s2],
-                 account_id=account, deleted_contact=contact, audit_lines=lines)
+    return World(
+        url=server.url,
+        app=app,
+        emu=emu,
+        server=server,
+        runner=runner,
+        snapshots=[s1, s2],
+        account_id=account,
+        deleted_contact=contact,
+        audit_lines=lines,
+    )
 
 
 def stop_world(w: World) -> None:

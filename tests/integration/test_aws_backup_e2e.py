@@ -156,7 +156,9 @@ def diff_contents(a: dict[str, Any], b: dict[str, Any], limit: int = 20) -> list
         ra, rb = a[name]["records"], b[name]["records"]
         for rid in sorted(ra.keys() ^ rb.keys()):
             out.append(f"{name} {rid}: only in {'aws' if rid in ra else 'local'}")
-        out += [f"{name} {rid}: records differ" for rid in sorted(ra.keys() & rb.keys()) if ra[rid] != rb[rid]]
+        out += [
+            f"{name} {rid}: records differ" for rid in sorted(ra.keys() & rb.keys()) if ra[rid] != rb[rid]
+        ]
     return out[:limit]
 
 
@@ -186,8 +188,11 @@ def test_aws_mode_is_wired_from_aws_adapters_only(scenario: Scenario) -> None:
     assert isinstance(cloud.secrets, SecretsManagerSecretStore)
     assert cloud.settings.mode is Mode.AWS
     # the vault's objects are in the bucket, its catalog in the table, the org's key is a KMS key
-    keys = [o["Key"] for page in scenario.aws.s3.get_paginator("list_objects_v2").paginate(Bucket=scenario.bucket)
-            for o in page.get("Contents", [])]
+    keys = [
+        o["Key"]
+        for page in scenario.aws.s3.get_paginator("list_objects_v2").paginate(Bucket=scenario.bucket)
+        for o in page.get("Contents", [])
+    ]
     assert any(k.startswith(org_prefix(ORG)) for k in keys) and len(keys) > 10
     key_ref = cloud.catalog.get_org(ORG).key_ref
     assert key_ref.startswith("arn:aws:kms:")
@@ -212,7 +217,9 @@ def test_aws_snapshot_equals_local_snapshot_and_the_org(scenario: Scenario, run:
     local_view = snapshot_contents(scenario.local, ORG, local_id)
     assert sum(len(o["records"]) for o in aws_view.values()) > 300
     assert any(
-        isinstance(v, dict) and "sha256" in v for o in aws_view.values() for r in o["records"].values()
+        isinstance(v, dict) and "sha256" in v
+        for o in aws_view.values()
+        for r in o["records"].values()
         for v in r.values()
     ), "the snapshot holds file bodies"
     differences = diff_contents(aws_view, local_view)
@@ -264,8 +271,11 @@ def test_tampered_s3_chunk_is_caught_by_verify(scenario: Scenario) -> None:
 def test_deleted_s3_file_body_is_caught_by_verify(scenario: Scenario) -> None:
     reader = SnapshotReader.open(scenario.cloud.vault, scenario.cloud.catalog.head_snapshot(ORG))
     ref = next(
-        r for name in reader.objects() for rec in reader.iter_records(name)
-        for r in [FileRef.from_value(v) for v in rec.values()] if r is not None
+        r
+        for name in reader.objects()
+        for rec in reader.iter_records(name)
+        for r in [FileRef.from_value(v) for v in rec.values()]
+        if r is not None
     )
     key = file_key(ORG, ref.content_id)
     original = s3_bytes(scenario, key)
@@ -339,7 +349,7 @@ def test_wrapped_keys_are_never_stored_in_plain(scenario: Scenario) -> None:
     _, ref = next((n, r) for n, r in head_chunks(scenario.cloud) if r.kind == "records")
     data = s3_bytes(scenario, ref.key)
     header, _ = parse_preamble(data)
-    plain = scenario.aws.kms.decrypt(CiphertextBlob=header.wrapped_key, EncryptionContext=dict(header.context))[
-        "Plaintext"
-    ]
+    plain = scenario.aws.kms.decrypt(
+        CiphertextBlob=header.wrapped_key, EncryptionContext=dict(header.context)
+    )["Plaintext"]
     assert plain not in data and base64.b64encode(plain) not in data

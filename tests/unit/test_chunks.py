@@ -166,7 +166,14 @@ _json_scalars = st.one_of(
 )
 
 
-@given(st.lists(st.one_of(_json_scalars, st.fixed_dictionaries({"$file": st.text(max_size=8), "size": st.integers(0, 10**9)}))))
+@given(
+    st.lists(
+        st.one_of(
+            _json_scalars,
+            st.fixed_dictionaries({"$file": st.text(max_size=8), "size": st.integers(0, 10**9)}),
+        )
+    )
+)
 def test_row_encoder_is_byte_identical_to_the_json_encoder(values: list[object]) -> None:
     """The per-row fast encoder writes exactly what ``json`` writes (old chunks stay comparable)."""
     from orgvault.domain.chunks import _dumps, _dumps_row

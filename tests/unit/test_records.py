@@ -355,9 +355,28 @@ def test_property_fast_converters_agree_with_canonical_value(ftype: str, value: 
 _csv_cells = st.one_of(
     _text,
     st.sampled_from(
-        ["", "true", "false", "0", "-0", "1.5", "1e3", "12", "-5", "NaN", "inf", " 7 ", "2024-01-31",
-         "2024-01-31T09:05:07.000Z", "2024-01-31T09:05:07.123+0000", "2024-01-31T09:05:07Z",
-         "2024-01-31T09:05:07.000+02:00", "2024-01-31T09:05:07.000z", "13:45:00.000Z", "x" * 24]
+        [
+            "",
+            "true",
+            "false",
+            "0",
+            "-0",
+            "1.5",
+            "1e3",
+            "12",
+            "-5",
+            "NaN",
+            "inf",
+            " 7 ",
+            "2024-01-31",
+            "2024-01-31T09:05:07.000Z",
+            "2024-01-31T09:05:07.123+0000",
+            "2024-01-31T09:05:07Z",
+            "2024-01-31T09:05:07.000+02:00",
+            "2024-01-31T09:05:07.000z",
+            "13:45:00.000Z",
+            "x" * 24,
+        ]
     ),
 )
 
@@ -392,6 +411,9 @@ def test_property_csv_batch_conversion_equals_row_by_row(case: tuple[list[str], 
 
 def test_csv_batch_rejects_a_row_of_another_width() -> None:
     mapper = CsvRowMapper(["Id", "Name"], [("Id", "id"), ("Name", "string")])
-    assert mapper.rows([["001", ""], ["002", "B"]]) == [{"Id": "001", "Name": None}, {"Id": "002", "Name": "B"}]
+    assert mapper.rows([["001", ""], ["002", "B"]]) == [
+        {"Id": "001", "Name": None},
+        {"Id": "002", "Name": "B"},
+    ]
     with pytest.raises(ValueError, match="cells"):
         mapper.rows([["001", "A"], ["002"]])
