@@ -201,3 +201,22 @@ def test_edge_keeps_only_records_near_the_watermark_and_gives_up_beyond_the_cap(
     other = _Edge({}, overlap_s=300)  # a stamp format it cannot shift: nothing kept
     other.add("x", "2026-01-01T10:00:00Z", None)
     assert other.final("2026-01-01T10:00:00Z") is None
+
+
+def test_a_failed_describe_is_named_on_its_own_warning_line_not_only_in_the_skipped_list():
+    import io
+
+    from orgvault.cli import Progress, warn_unread_objects
+    from orgvault.services.backup import SkippedObject
+
+    stream = io.StringIO()
+    skipped = [
+        SkippedObject("AccountFeed", "feed"),
+        SkippedObject("Account", "describe_failed: SERVER_UNAVAILABLE"),
+        SkippedObject("AccountChangeEvent", "change_event"),
+    ]
+    warn_unread_objects(Progress(stream), skipped)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("WARNING: Account was NOT read this run")
+    assert "SERVER_UNAVAILABLE" in lines[0]
