@@ -54,12 +54,12 @@ def peak_rss_kb() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
-def child(home: str, full: bool, prefetch: bool = False) -> None:
+def child(home: str, full: bool, no_prefetch: bool = False) -> None:
     from orgvault.bootstrap import default_source_factory, open_app
     from orgvault.settings import Settings
 
     settings = Settings.from_env(dict(os.environ), home=home)
-    factory = default_source_factory(settings, prefetch_pages=True) if prefetch else None
+    factory = default_source_factory(settings, prefetch_pages=False) if no_prefetch else None
     app = open_app(settings, source_factory=factory)
     t0 = time.perf_counter()
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -88,10 +88,10 @@ def child(home: str, full: bool, prefetch: bool = False) -> None:
     )
 
 
-def run_child(home: Path, *, full: bool = False, prefetch: bool = False) -> dict[str, Any]:
+def run_child(home: Path, *, full: bool = False, no_prefetch: bool = False) -> dict[str, Any]:
     env = {**os.environ, "ORGVAULT_HOME": str(home)}
     cmd = [sys.executable, "-m", "bench.backup_throughput", "--child", str(home)]
-    cmd += (["--full"] if full else []) + (["--prefetch"] if prefetch else [])
+    cmd += (["--full"] if full else []) + (["--no-prefetch"] if no_prefetch else [])
     proc = subprocess.run(
         cmd, env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]
     )
@@ -188,7 +188,7 @@ def drain(facts: Any, plans: list[Any]) -> dict[str, Any]:
 # --- one scale ----------------------------------------------------------------------------------------
 
 
-def bench_scale(scale: int, seed: int = 5, prefetch: bool = False) -> dict[str, Any]:
+def bench_scale(scale: int, seed: int = 5, no_prefetch: bool = False) -> dict[str, Any]:
     from orgvault.bootstrap import init_local, open_app
     from orgvault.domain.plan import PlanSettings
     from orgvault.services.backup_glue import plan_objects
@@ -220,17 +220,17 @@ def bench_scale(scale: int, seed: int = 5, prefetch: bool = False) -> dict[str, 
         plans, _ = plan_objects(app.source_for(conn), PlanSettings())
         app.close()
         ceiling = drain(facts, plans)
-        full = run_child(home, prefetch=prefetch)
+        full = run_child(home, no_prefetch=no_prefetch)
         org.clock.advance(900)  # past the overlap window: the incremental reads only what changed
         activity.mutate(org, seed=seed + 1, update_share=0.01, delete_share=0.001)
         org.clock.advance(60)
-        inc = run_child(home, prefetch=prefetch)
+        inc = run_child(home, no_prefetch=no_prefetch)
     shutil.rmtree(work, ignore_errors=True)  # the org and vault: ~1.3 GB per 1M records
     rec_s = full["records"] / full["seconds"]
     ceil_rec_s = ceiling["records"] / ceiling["seconds"]
     return {
         "scale": scale,
-        "prefetch_pages": prefetch,
+        "prefetch_pages": not no_prefetch,
         "generate_seconds": round(gen_s, 1),
         "ceiling": {
             **ceiling,
@@ -274,20 +274,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=int, default=20_000)
     ap.add_argument("--scales", help="comma-separated scales, e.g. 100000,1000000 (overrides --scale)")
     ap.add_argument(
-        "--prefetch",
+        "--no-prefetch",
         action="store_true",
-        help="build the Salesforce source with prefetch_pages=True (next Bulk page downloads while "
-        "this one is sealed); not the product default until bootstrap passes it",
+        help="build the Salesforce source with prefetch_pages=False (by default the next Bulk page "
+        "downloads while this one is sealed)",
     )
     ap.add_argument("--out", default=str(OUT / "backup.json"), help="where to write the JSON results")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        child(args.child, args.full, args.prefetch)
+        child(args.child, args.full, args.no_prefetch)
         return 0
     scales = [int(x) for x in args.scales.split(",")] if args.scales else [args.scale]
-    results = [bench_scale(s, prefetch=args.prefetch) for s in scales]
+    results = [bench_scale(s, no_prefetch=args.no_prefetch) for s in scales]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {

@@ -67,8 +67,10 @@ def default_source_factory(settings: Settings, **options: Any) -> SourceFactory:
     def make(conn: OrgConnection, credentials: dict[str, str]) -> SalesforceSource:
         from orgvault.adapters.salesforce_backup import BackupSalesforceSource
 
-        # Bulk result pages no bigger than a chunk: memory stays flat (one page + one chunk).
-        options.setdefault("bulk_page_records", settings.backup.chunk_records)
+        # Memory stays flat whatever the org's size: one Bulk results page being read and the next
+        # one downloading meanwhile (its wait overlaps the sealing of this one), plus one chunk.
+        options.setdefault("bulk_page_records", settings.backup.page_records)
+        options.setdefault("prefetch_pages", True)
         return BackupSalesforceSource(conn, credentials, budget_share=settings.backup.budget_share, **options)
 
     return make

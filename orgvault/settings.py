@@ -12,7 +12,9 @@ Environment variables (all optional):
 - ``ORGVAULT_BUDGET_SHARE``    stop cleanly once this share of the daily API allowance is used (0.8).
 - ``ORGVAULT_OVERLAP_SECONDS`` incremental overlap window before the watermark (300).
 - ``ORGVAULT_RECONCILE_EVERY`` read all Ids for hard-delete reconciliation every N runs (7; 1 = always).
-- ``ORGVAULT_CHUNK_RECORDS`` / ``ORGVAULT_CHUNK_BYTES``  chunk bounds (20000 / 8 MiB; also the Bulk page size).
+- ``ORGVAULT_CHUNK_RECORDS`` / ``ORGVAULT_CHUNK_BYTES``  chunk bounds (20000 / 8 MiB).
+- ``ORGVAULT_PAGE_RECORDS``    records per Bulk API results page (5000): what the backup holds in memory
+  at once (one page read, the next one downloading); a chunk gathers pages up to its bounds.
 - ``ORGVAULT_STEP_SECONDS``    time budget of one extract step (local default 3600; Lambda ~600).
 - ``ORGVAULT_INCLUDE`` / ``ORGVAULT_EXCLUDE``  comma-separated object names.
 - AWS mode: ``ORGVAULT_BUCKET``, ``ORGVAULT_TABLE``; ``ORGVAULT_VAULT_KMS_KEY`` (SSE-KMS key of the
@@ -51,6 +53,7 @@ class BackupSettings:
     reconcile_every: int = 7
     chunk_records: int = 20_000
     chunk_bytes: int = 8 * 1024 * 1024
+    page_records: int = 5_000
     step_seconds: float = 3600.0
     lock_ttl_seconds: int = 6 * 3600
     only: tuple[str, ...] = ()
@@ -116,6 +119,7 @@ class Settings:
             reconcile_every=_int(env, "ORGVAULT_RECONCILE_EVERY", 7, lo=1),
             chunk_records=_int(env, "ORGVAULT_CHUNK_RECORDS", 20_000, lo=1),
             chunk_bytes=_int(env, "ORGVAULT_CHUNK_BYTES", 8 * 1024 * 1024, lo=1024),
+            page_records=_int(env, "ORGVAULT_PAGE_RECORDS", 5_000, lo=1),
             step_seconds=_float(env, "ORGVAULT_STEP_SECONDS", 3600.0, lo=1.0, hi=86400.0),
             only=_names(env.get("ORGVAULT_ONLY", "")),
             include=_names(env.get("ORGVAULT_INCLUDE", "")),

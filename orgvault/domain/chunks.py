@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import zstandard
 
 from orgvault.errors import IntegrityError, UnknownFormatVersion
@@ -52,11 +53,34 @@ def _dumps(value: Any) -> bytes:
     return _ENCODE(value).encode("utf-8")
 
 
-def _dumps_row(values: list[Any]) -> bytes:
-    """One row line (JSON array + newline), byte-identical to ``_dumps(values) + b"\\n"``."""
+def _dumps_row_json(values: list[Any]) -> bytes:
+    """One row line with the standard library's encoder (the reference encoding)."""
     if _ROW_ENCODE is None:
         return _dumps(values) + b"\n"
     return ("".join(_ROW_ENCODE(values, 0)) + "\n").encode("utf-8")
+
+
+_ORJSON_DUMPS = orjson.dumps
+_ORJSON_ROW = orjson.OPT_APPEND_NEWLINE
+
+
+def _dumps_row(values: list[Any]) -> bytes:
+    """One row line (JSON array + newline) as :mod:`orjson` writes it (about 5x faster than the
+    standard library's encoder).
+
+    Equal to the reference encoding (``_dumps_row_json``) byte for byte except for how some floats
+    are spelled (``1e-7`` not ``1e-07``, ``0.00001`` not ``1e-05``): the same JSON number, the same
+    value when read. orjson writes a non-finite float as ``null``; a row whose ``null`` count is not
+    its ``None`` count (a NaN, or ``null`` inside a string) is encoded by the reference encoder
+    instead, which refuses NaN and infinities. So is anything orjson cannot encode (an int beyond
+    64 bits, a subclass it does not know)."""
+    try:
+        out: bytes = _ORJSON_DUMPS(values, option=_ORJSON_ROW)
+    except TypeError:
+        return _dumps_row_json(values)
+    if out.count(b"null") != values.count(None):
+        return _dumps_row_json(values)
+    return out
 
 
 @dataclass(frozen=True)
