@@ -369,6 +369,7 @@ class BackupService:
             objects=tuple(c.object_name for c in cps if c.state is not ObjectState.DONE),
             skipped=skipped,
             modes={c.object_name: c.cursor.get("mode", "full") for c in cps},
+            unchanged=tuple(c.object_name for c in cps if c.cursor.get("probe") == "unchanged"),
         )
 
     def _plan_new(self, conn: OrgConnection, *, full: bool) -> RunPlan:
@@ -1110,10 +1111,18 @@ class BackupService:
         totals = _StepStats()
         last_refresh = time.monotonic()
         try:
-            for obj in plan.objects:
+            # One catalog read for every object's first step (this process holds the run's lock:
+            # nothing else moves them), instead of one list per object.
+            first = {c.object_name: c for c in self.catalog.list_checkpoints(org, plan.run_id)}
+            for obj in _progress_order(plan):
                 prog = ObjectProgress(obj)
+                if obj in plan.unchanged and obj not in plan.objects:  # finished at plan time
+                    prog.done = True
+                    if progress:
+                        progress(prog)
+                    continue
                 o0 = time.monotonic()
-                cp_hint: Checkpoint | None = None
+                cp_hint: Checkpoint | None = first.get(obj)
                 while True:
                     res = self.extract_step(org, plan.run_id, obj, checkpoint=cp_hint)
                     cp_hint = res.checkpoint
@@ -1272,6 +1281,14 @@ class _StepStats:
         self.files += res.files
         self.plain_bytes += res.plain_bytes
         self.stored_bytes += res.stored_bytes
+
+
+def _progress_order(plan: RunPlan) -> list[str]:
+    """The objects to extract and the ones the probe found unchanged, in plan order (so the
+    progress lines come out as they did when every object was read)."""
+    wanted = set(plan.objects) | set(plan.unchanged)
+    order = [n for n in plan.modes if n in wanted]
+    return order + [n for n in plan.objects if n not in plan.modes]
 
 
 def _unchanged(cp: Checkpoint, probe: list[tuple[str, str]] | None) -> bool:

@@ -183,3 +183,21 @@ def test_a_purge_on_an_otherwise_unchanged_object_is_captured(world):
     assert ChunkKind.IDS in kinds, "the count moved: the object is reconciled"
     assert snap.records == before.records - 1
     assert_identical(app, emu)
+
+
+def test_the_local_run_still_reports_every_object_including_the_unchanged_ones(world):
+    app, emu, requests = world
+    seen: list[Any] = []
+
+    result = app.backup_service().run_backup(ORG, progress=seen.append)
+
+    done = {p.object_name: p for p in seen if p.done}
+    assert set(done) == {
+        c.object_name for c in app.catalog.list_checkpoints(ORG, result.snapshot.snapshot_id)
+    }
+    assert done["Contact"].records == 0 and done["Contact"].api_calls == 0
+    # only ContentDocumentLink (always read in full) was read; the snapshot holds what its parent held
+    assert result.records_read == done["ContentDocumentLink"].records
+    parent = app.catalog.get_snapshot(ORG, result.snapshot.parent_id)
+    assert result.snapshot.records == parent.records
+    assert requests.queried_objects() == {"ContentDocument", "ContentDocumentLink"}
