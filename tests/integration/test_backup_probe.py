@@ -201,3 +201,29 @@ def test_the_local_run_still_reports_every_object_including_the_unchanged_ones(w
     parent = app.catalog.get_snapshot(ORG, result.snapshot.parent_id)
     assert result.snapshot.records == parent.records
     assert requests.queried_objects() == {"ContentDocument", "ContentDocumentLink"}
+
+
+def test_a_resumed_incremental_keeps_the_objects_finished_at_plan_time(world):
+    from orgvault.domain.models import RunStatus
+
+    app, emu, requests = world
+    account = _a_record(emu, "Account")
+    emu.org.update("Account", account["Id"], {"Name": "Changed before a crash"})
+    emu.org.clock.advance(60)
+    first = app.backup_service().start_run(ORG)
+    assert "Account" in first.objects and "Contact" in first.unchanged
+    app.backup_service().stop_run(ORG, first.run_id, status=RunStatus.FAILED, message="killed")
+    requests.log.clear()
+
+    resumed = app.backup_service().start_run(ORG)
+
+    assert resumed.resumed and resumed.run_id == first.run_id
+    assert set(resumed.objects) == set(first.objects) and set(resumed.unchanged) == set(first.unchanged)
+    assert requests.composite_calls() == 0, "a resume neither describes nor probes again"
+    service = app.backup_service()
+    for obj in resumed.objects:
+        while service.extract_step(ORG, resumed.run_id, obj).status.value != "done":
+            pass
+    service.finalize_run(ORG, resumed.run_id)
+    assert app.catalog.head_snapshot(ORG).snapshot_id == first.run_id
+    assert_identical(app, emu)
