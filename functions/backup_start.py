@@ -26,7 +26,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     org = text(run_input, "org", max_len=64)
     full = flag(run_input, "full")
     plan = backup_service(owner).start_run(org, full=full)
-    logger.info("run planned", org=org, run_id=plan.run_id, objects=len(plan.objects), resumed=plan.resumed)
+    logger.info(
+        "run planned",
+        org=org,
+        run_id=plan.run_id,
+        objects=len(plan.objects),
+        unchanged=len(plan.unchanged),  # finished at start by the change probe: no extract step
+        resumed=plan.resumed,
+    )
     return {
         "org": plan.org,
         "run_id": plan.run_id,

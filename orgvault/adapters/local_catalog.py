@@ -83,10 +83,22 @@ def _to_jsonable(value: Any) -> Any:
     return value
 
 
+def _json_default(value: Any) -> Any:
+    """What ``json`` cannot encode by itself, as ``_to_jsonable`` would give it (str and int enums
+    are encoded natively, as their value)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def encode(obj: Any) -> str:
-    """JSON text of a domain dataclass (fields by name)."""
+    """JSON text of a domain dataclass (fields by name). The same text as
+    ``json.dumps(_to_jsonable(...))``, without first copying every nested cursor (checkpoints are
+    written several times per object and carry the field lists and the edge)."""
     return json.dumps(
-        {f.name: _to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}, sort_keys=True
+        {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}, sort_keys=True, default=_json_default
     )
 
 

@@ -163,12 +163,28 @@ def check_url(url: str, what: str) -> str:
     )
 
 
+_TLS_CONTEXT: ssl.SSLContext | None = None
+_TLS_LOCK = threading.Lock()
+
+
+def _tls12_context() -> ssl.SSLContext:
+    """One verifying, TLS 1.2+ client context per process: loading the CA store costs ~20 ms, and
+    every source (each run, each warm Lambda invocation) used to load it again. Never modified
+    after creation, so sharing it between sessions and threads is safe."""
+    global _TLS_CONTEXT
+    with _TLS_LOCK:
+        if _TLS_CONTEXT is None:
+            ctx = ssl.create_default_context()
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            _TLS_CONTEXT = ctx
+        return _TLS_CONTEXT
+
+
 class Tls12Adapter(HTTPAdapter):
     """An HTTPS adapter that refuses anything older than TLS 1.2 (certificates still verified)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.ssl_context = ssl.create_default_context()
-        self.ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.ssl_context = _tls12_context()
         super().__init__(*args, **kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:

@@ -10,6 +10,12 @@ checks an incremental run makes.
   25 sub-requests per call (Salesforce counts a composite request as one API call): an incremental's
   fixed cost is then a couple of calls, not two per object.
 
+- ``count_and_probe_many``: the counts above plus, per object, a *change probe* in the same Composite
+  calls: ``SELECT Id, SystemModstamp FROM X WHERE SystemModstamp >= since ORDER BY SystemModstamp
+  LIMIT n`` (queryAll when the object has ``IsDeleted``, so deletions show). The backup engine
+  compares the rows with what the parent run read near its watermark to skip objects that did not
+  change (see ``orgvault.services.backup``).
+
 Errors are translated as by the base class (``SalesforceRequestError`` for an object that cannot
 be counted). In the ``*_many`` answers an object whose sub-request failed is simply absent.
 """
@@ -22,12 +28,17 @@ from typing import Any
 from urllib.parse import quote, urlparse
 
 from orgvault.adapters.salesforce import SimpleSalesforceSource, schema_from_describe
+from orgvault.domain.records import RestRecordMapper
 from orgvault.errors import SalesforceRequestError
 from orgvault.ports import ObjectSchema
 
 COMPOSITE_MAX = 25
+PROBE_LIMIT_MAX = 2000  # one REST page: a probe never needs a queryMore
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+# A SOQL datetime literal as the engine writes it (``soql_datetime``): nothing else reaches a query.
+_SOQL_DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?Z$")
+_PROBE_MAPPER = RestRecordMapper([("Id", "id"), ("SystemModstamp", "datetime")])
 
 
 class BackupSalesforceSource(SimpleSalesforceSource):
@@ -77,17 +88,56 @@ class BackupSalesforceSource(SimpleSalesforceSource):
 
     def count_many(self, objects: Sequence[tuple[str, bool]]) -> dict[str, int]:
         """``count_records`` of many ``(object_name, query_all)`` in Composite calls."""
+        return self.count_and_probe_many(objects, ())[0]
+
+    def count_and_probe_many(
+        self,
+        counts: Sequence[tuple[str, bool]],
+        probes: Sequence[tuple[str, bool, str]],
+        *,
+        limit: int = 201,
+    ) -> tuple[dict[str, int], dict[str, list[tuple[str, str]]]]:
+        """``count_records`` of each ``(object_name, query_all)`` in ``counts`` and a change probe of
+        each ``(object_name, query_all, since)`` in ``probes``, all in the same Composite calls (25
+        sub-requests a call; one API call each).
+
+        A probe is ``SELECT Id, SystemModstamp FROM X WHERE SystemModstamp >= since ORDER BY
+        SystemModstamp LIMIT limit`` through ``queryAll`` (``query_all``: deleted rows included) or
+        ``query``; its answer is the rows as ``(Id, SystemModstamp)`` in canonical form
+        (``...000+0000``), oldest first, at most ``limit`` of them. ``since`` must be a SOQL datetime
+        literal (``2024-01-31T09:05:00Z``). An object whose sub-request failed, or whose answer is
+        malformed or incomplete (not ``done``), is absent from its dict: the caller must then treat
+        it as unknown. Raises ``SalesforceRequestError`` for an invalid name, ``since`` or
+        ``limit`` (before any call), and as ``_json`` does when a Composite call itself fails."""
+        if not 1 <= limit <= PROBE_LIMIT_MAX:
+            raise SalesforceRequestError(
+                f"probe limit {limit} is not in 1..{PROBE_LIMIT_MAX}", error_code="LIMIT"
+            )
         paths = []
-        for name, query_all in objects:
-            if not _NAME.match(name or ""):
-                raise SalesforceRequestError(f"not a valid object name: {name!r}", error_code="INVALID_NAME")
+        for name, query_all in counts:
+            _check_object(name)
             soql = f"SELECT COUNT() FROM {name}" + (" WHERE IsDeleted = false" if query_all else "")
             paths.append(f"/{'queryAll' if query_all else 'query'}?q={quote(soql)}")
-        out: dict[str, int] = {}
-        for (name, _), (status, body) in zip(objects, self._composite_get(paths), strict=True):
+        for name, query_all, since in probes:
+            _check_object(name)
+            if not _SOQL_DATETIME.match(since or ""):
+                raise SalesforceRequestError(f"not a SOQL datetime: {since!r}", error_code="MALFORMED_QUERY")
+            soql = (
+                f"SELECT Id, SystemModstamp FROM {name} WHERE SystemModstamp >= {since} "
+                f"ORDER BY SystemModstamp LIMIT {limit}"
+            )
+            paths.append(f"/{'queryAll' if query_all else 'query'}?q={quote(soql)}")
+        answers = self._composite_get(paths) if paths else []
+        counted: dict[str, int] = {}
+        for (name, _), (status, body) in zip(counts, answers[: len(counts)], strict=True):
             if status == 200 and isinstance(body, dict) and isinstance(body.get("totalSize"), int):
-                out[name] = int(body["totalSize"])
-        return out
+                counted[name] = int(body["totalSize"])
+        probed: dict[str, list[tuple[str, str]]] = {}
+        for (name, _, _), (status, body) in zip(probes, answers[len(counts) :], strict=True):
+            rows = _probe_rows(body, limit) if status == 200 else None
+            if rows is not None:
+                probed[name] = rows
+        return counted, probed
 
     def describe_many(self, names: Sequence[str]) -> dict[str, ObjectSchema]:
         """``describe`` of many objects in Composite calls."""
@@ -101,6 +151,36 @@ class BackupSalesforceSource(SimpleSalesforceSource):
                 if schema is not None:
                     out[name] = schema
         return out
+
+
+def _check_object(name: str) -> None:
+    if not _NAME.match(name or ""):
+        raise SalesforceRequestError(f"not a valid object name: {name!r}", error_code="INVALID_NAME")
+
+
+def _probe_rows(body: Any, limit: int) -> list[tuple[str, str]] | None:
+    """The ``(Id, SystemModstamp)`` rows of a probe answer; None unless the answer is complete
+    (``done``, a ``records`` list, at most ``limit`` rows, each with an Id and a stamp)."""
+    if (
+        not isinstance(body, dict)
+        or body.get("done") is not True
+        or not isinstance(body.get("records"), list)
+    ):
+        return None
+    records = body["records"]
+    if len(records) > limit:
+        return None
+    rows: list[tuple[str, str]] = []
+    for raw in records:
+        try:
+            rec = _PROBE_MAPPER(raw)
+        except (TypeError, ValueError, AttributeError):
+            return None
+        rid, stamp = rec.get("Id"), rec.get("SystemModstamp")
+        if not isinstance(rid, str) or not rid or not isinstance(stamp, str):
+            return None
+        rows.append((rid, stamp))
+    return rows
 
 
 def _schema_or_none(object_name: str, body: dict[str, Any]) -> ObjectSchema | None:

@@ -37,6 +37,15 @@ Contracts:
   (a purge, an undelete, or a change racing the read) → the object is reconciled in this run. The
   rule errs towards reconciling; a purge masked by an equal and opposite miscount waits for the
   scheduled reconciliation.
+- **Change probe (unchanged objects cost no read).** For a count-checked delta whose parent kept an
+  edge (the Ids and SystemModstamps it read within the overlap of its watermark), ``start_run`` adds
+  ``SELECT Id, SystemModstamp ... WHERE SystemModstamp >= since ORDER BY SystemModstamp LIMIT 201``
+  to the Composite calls that carry the COUNT()s. Fewer rows than the LIMIT, every one in the parent
+  edge with the same stamp, and a COUNT() equal to the parent's count: nothing changed, and the
+  object's checkpoint is created DONE (no chunk; the parent's watermark, edge and count), exactly the
+  state a delta read that found only the parent's rows ends in; it is not in ``RunPlan.objects``.
+  Anything else — no answer, the LIMIT hit, a row outside the edge (an update, a delete, a late
+  commit inside the window), a different count (a purge) — and the object is read as usual.
 - **Parent-filtered objects.** ``ContentDocumentLink`` cannot be queried without an Id filter: it is
   read in ``ContentDocumentId IN (...)`` batches of ``FILTER_BATCH`` over all ContentDocument Ids, in
   full every run.
@@ -89,6 +98,9 @@ MAX_READ_RESTARTS = 3
 # read them as batches of ``fk IN (parent ids)`` over all parent ids, always in full (small objects).
 FILTERED_READS: dict[str, tuple[str, str]] = {"contentdocumentlink": ("ContentDocumentId", "ContentDocument")}
 FILTER_BATCH = 200
+# Change probe (see ``_unchanged``): one row more than the parent edge can hold, so a full answer
+# always means "more rows than the parent knew".
+PROBE_LIMIT = 201
 SourceFactory = Callable[[OrgConnection], SalesforceSource]
 
 
@@ -122,6 +134,8 @@ class RunPlan:
     objects: tuple[str, ...]
     skipped: tuple[SkippedObject, ...] = ()
     modes: dict[str, str] = field(default_factory=dict)  # object -> "full" | "delta"
+    # Delta objects the change probe found unchanged: finished at plan time (DONE, not in ``objects``).
+    unchanged: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for a Step Functions state (the Map iterates over ``objects``)."""
@@ -134,6 +148,7 @@ class RunPlan:
             "objects": list(self.objects),
             "skipped": [{"name": s.name, "reason": s.reason} for s in self.skipped],
             "modes": dict(self.modes),
+            "unchanged": list(self.unchanged),
         }
 
 
@@ -354,6 +369,7 @@ class BackupService:
             objects=tuple(c.object_name for c in cps if c.state is not ObjectState.DONE),
             skipped=skipped,
             modes={c.object_name: c.cursor.get("mode", "full") for c in cps},
+            unchanged=tuple(c.object_name for c in cps if c.cursor.get("probe") == "unchanged"),
         )
 
     def _plan_new(self, conn: OrgConnection, *, full: bool) -> RunPlan:
@@ -461,10 +477,18 @@ class BackupService:
                 else c
                 for c in checkpoints
             ]
-        counts = self._count_many(org, [c for c in checkpoints if c.cursor.get("count_check")])
+        # Counts (purge check) and change probes (unchanged objects) share the Composite calls.
+        probed = [c for c in checkpoints if c.cursor.get("count_check") and c.cursor.get("parent_edge")]
+        counts, probes = self._count_and_probe(
+            org, [c for c in checkpoints if c.cursor.get("count_check")], probed
+        )
+        unchanged: list[str] = []
         for cp in checkpoints:
             if cp.object_name in counts:
                 cp = replace(cp, cursor={**cp.cursor, "sf_count": counts[cp.object_name]})
+            if _unchanged(cp, probes.get(cp.object_name)):
+                cp = _finished_unchanged(cp)
+                unchanged.append(cp.object_name)
             self.catalog.put_checkpoint(cp)
         run = Run(
             org=org,
@@ -488,9 +512,10 @@ class BackupService:
             kind=kind,
             resumed=False,
             parent_snapshot_id=run.parent_snapshot_id,
-            objects=tuple(p.name for p in plans),
+            objects=tuple(p.name for p in plans if p.name not in unchanged),
             skipped=tuple(skipped),
             modes=modes,
+            unchanged=tuple(unchanged),
         )
 
     def _reconcile_due(self, org: str) -> bool:
@@ -596,17 +621,31 @@ class BackupService:
         for name, schema in many(todo).items():
             self._schemas[(org, name)] = schema
 
-    def _count_many(self, org: str, checkpoints: list[Checkpoint]) -> dict[str, int]:
-        """``SELECT COUNT()`` of the count-checked objects in batches, when the source can."""
-        many = getattr(self.source(org), "count_many", None)
-        if many is None or not checkpoints:
-            return {}
+    def _count_and_probe(
+        self, org: str, counted: list[Checkpoint], probed: list[Checkpoint]
+    ) -> tuple[dict[str, int], dict[str, list[tuple[str, str]]]]:
+        """``SELECT COUNT()`` of the ``counted`` objects and a change probe (the ``(Id,
+        SystemModstamp)`` rows from the delta's ``since``, ``PROBE_LIMIT`` at most) of the ``probed``
+        ones, batched in Composite calls when the source can. Whatever is missing from the answer
+        (the source cannot batch, a sub-request or the whole call failed) is simply absent: the
+        object is then read (and counted after its read) as without a probe."""
+        src = self.source(org)
+        both = getattr(src, "count_and_probe_many", None)
+        count_args = [(c.object_name, "IsDeleted" in c.cursor.get("fields", [])) for c in counted]
         try:
-            return dict(
-                many([(c.object_name, "IsDeleted" in c.cursor.get("fields", [])) for c in checkpoints])
-            )
+            if both is not None and (counted or probed):
+                probe_args = [
+                    (c.object_name, "IsDeleted" in c.cursor.get("fields", []), str(c.cursor["since"]))
+                    for c in probed
+                ]
+                counts, probes = both(count_args, probe_args, limit=PROBE_LIMIT)
+                return dict(counts), dict(probes)
+            many = getattr(src, "count_many", None)
+            if many is not None and counted:
+                return dict(many(count_args)), {}
         except SalesforceRequestError:
-            return {}
+            pass
+        return {}, {}
 
     def _describe(self, org: str, object_name: str) -> ObjectSchema:
         key = (org, object_name)
@@ -1072,10 +1111,18 @@ class BackupService:
         totals = _StepStats()
         last_refresh = time.monotonic()
         try:
-            for obj in plan.objects:
+            # One catalog read for every object's first step (this process holds the run's lock:
+            # nothing else moves them), instead of one list per object.
+            first = {c.object_name: c for c in self.catalog.list_checkpoints(org, plan.run_id)}
+            for obj in _progress_order(plan):
                 prog = ObjectProgress(obj)
+                if obj in plan.unchanged and obj not in plan.objects:  # finished at plan time
+                    prog.done = True
+                    if progress:
+                        progress(prog)
+                    continue
                 o0 = time.monotonic()
-                cp_hint: Checkpoint | None = None
+                cp_hint: Checkpoint | None = first.get(obj)
                 while True:
                     res = self.extract_step(org, plan.run_id, obj, checkpoint=cp_hint)
                     cp_hint = res.checkpoint
@@ -1234,6 +1281,57 @@ class _StepStats:
         self.files += res.files
         self.plain_bytes += res.plain_bytes
         self.stored_bytes += res.stored_bytes
+
+
+def _progress_order(plan: RunPlan) -> list[str]:
+    """The objects to extract and the ones the probe found unchanged, in plan order (so the
+    progress lines come out as they did when every object was read)."""
+    wanted = set(plan.objects) | set(plan.unchanged)
+    order = [n for n in plan.modes if n in wanted]
+    return order + [n for n in plan.objects if n not in plan.modes]
+
+
+def _unchanged(cp: Checkpoint, probe: list[tuple[str, str]] | None) -> bool:
+    """True only when the change probe proves the object has nothing to read since the parent:
+    a count-checked delta (not being reconciled) with a parent edge, whose probe answered with fewer
+    rows than ``PROBE_LIMIT``, every row being a record the parent read in that very version (same
+    Id and SystemModstamp in its edge), and whose batched COUNT() equals the parent's count.
+    Anything else is a change or a doubt, and a doubt is read: a late commit inside the overlap
+    window or a deletion (a queryAll row with a new stamp) is a row outside the edge; a purge or a
+    hard delete moves the count."""
+    cur = cp.cursor
+    edge = cur.get("parent_edge")
+    if (
+        probe is None
+        or cur.get("mode") != "delta"
+        or not cur.get("count_check")
+        or cur.get("reconcile")
+        or not isinstance(edge, dict)
+        or not edge
+        or len(probe) >= PROBE_LIMIT
+        or cur.get("prev_records") is None
+        or cur.get("sf_count") != cur.get("prev_records")
+    ):
+        return False
+    return all(edge.get(rid) == stamp for rid, stamp in probe)
+
+
+def _finished_unchanged(cp: Checkpoint) -> Checkpoint:
+    """The checkpoint an unchanged object ends with, as if its delta had been read and found only
+    rows the parent holds: DONE, no chunk, the parent's watermark and edge, and the parent's count
+    (as ``live_count``, so finalize need not count)."""
+    cur = cp.cursor
+    final = {
+        **cur,
+        "phase": Phase.DONE.value,
+        "read": None,
+        "new_records": 0,
+        "gone_records": 0,
+        "edge": dict(cur["parent_edge"]),
+        "live_count": int(cur["prev_records"]),
+        "probe": "unchanged",
+    }
+    return replace(cp, state=ObjectState.DONE, cursor=final)
 
 
 def _aware(dt: datetime) -> datetime:

@@ -257,11 +257,12 @@ HANDLER_ENV = {
 
 
 def fast_source_factory() -> Any:
-    """The production Salesforce source with test pacing (no real back-off sleeps, 1 s Bulk polls)."""
-    from orgvault.adapters.salesforce import SimpleSalesforceSource
+    """The production Salesforce source (the one ``orgvault.bootstrap`` builds: Composite describes,
+    counts and change probes) with test pacing (no real back-off sleeps, 1 s Bulk polls)."""
+    from orgvault.adapters.salesforce_backup import BackupSalesforceSource
 
     def make(conn: Any, creds: dict[str, str]) -> Any:
-        return SimpleSalesforceSource(
+        return BackupSalesforceSource(
             conn,
             creds,
             sleep=lambda _s: None,

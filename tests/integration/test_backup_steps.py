@@ -203,3 +203,32 @@ def test_batched_describes_and_counts_equal_the_single_calls(tmp_path, emulator)
     for name in ("Account", "Task", "Lead"):
         assert counts[name] == len(list(emulator.org.true_records(name, include_blobs=False)))
         assert counts[name] == src.count_records(name, query_all=name != "Lead")
+
+
+def test_batched_probes_answer_like_the_queries_they_stand_for(tmp_path, emulator):
+    from orgvault.errors import SalesforceRequestError
+
+    app = make_app(tmp_path)
+    conn = connect(app, emulator)
+    src = app.source_for(app.catalog.get_org(ORG) if conn is None else conn)
+    since = "2000-01-01T00:00:00Z"  # everything: the LIMIT decides
+    calls0 = src.calls
+    counts, probes = src.count_and_probe_many(
+        [("Account", True)],
+        [("Account", True, since), ("Lead", False, since), ("NoSuchObject__c", False, since)],
+        limit=5,
+    )
+    assert src.calls - calls0 == 1, "counts and probes share one Composite call"
+    assert counts == {"Account": src.count_records("Account", query_all=True)}
+    assert "NoSuchObject__c" not in probes  # a failed sub-request is absent, never "no rows"
+    truth = sorted(
+        (r["Id"], r["SystemModstamp"]) for r in emulator.org.true_records("Account", include_blobs=False)
+    )
+    assert len(probes["Account"]) == 5 and len(probes["Lead"]) == 5
+    stamps = [s for _, s in probes["Account"]]
+    assert stamps == sorted(stamps), "oldest first (ORDER BY SystemModstamp)"
+    assert all(s.endswith("+0000") and len(s) == 28 for s in stamps), "canonical form, as the edge keeps it"
+    assert {i for i, _ in probes["Account"]} <= {i for i, _ in truth}
+    with pytest.raises(SalesforceRequestError):
+        src.count_and_probe_many([], [("Account", True, "2000-01-01 OR Name != null")])
+    assert src.calls - calls0 == 2  # the count_records above; the bad probe made no call

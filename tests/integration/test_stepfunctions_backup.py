@@ -166,3 +166,30 @@ def test_unknown_org_fails_at_start_without_a_run(cloud):
     assert execution["status"] == "FAILED"
     assert "StartFailed" in _states_entered(execution)
     assert _handlers_called(cloud["deployed"]) == ["backup_start"]
+
+
+@pytest.mark.slow
+def test_an_incremental_extracts_only_what_the_change_probe_could_not_clear(cloud, fresh_emulator):
+    emu = fresh_emulator(scale=120, seed=25)
+    app, deployed = cloud["app"], cloud["deployed"]
+    _connect(app, emu)
+    first = h.run_execution(cloud["session"], deployed.state_machine_arn, {"org": ORG})
+    assert first["status"] == "SUCCEEDED", _failures(deployed)
+    emu.org.clock.advance(900)
+    account = next(emu.org.true_records("Account", include_blobs=False))
+    emu.org.update("Account", account["Id"], {"Name": "Renamed between two scheduled runs"})
+    emu.org.clock.advance(60)
+    deployed.invocations.clear()
+
+    second = h.run_execution(cloud["session"], deployed.state_machine_arn, {"org": ORG})
+
+    assert second["status"] == "SUCCEEDED", _failures(deployed)
+    start = next(i for i in deployed.invocations if i.handler == "backup_start")
+    run_id = app.catalog.head_snapshot(ORG).snapshot_id
+    extracted = {i.event["object"] for i in deployed.invocations if i.handler == "backup_extract"}
+    # the objects the probe cleared are finished at start: no extract Lambda runs for them
+    assert extracted == {"Account", "ContentDocumentLink"}, (start.error, extracted)
+    checkpoints = app.catalog.list_checkpoints(ORG, run_id)
+    assert len(checkpoints) > 10 and all(c.state.value == "done" for c in checkpoints)
+    assert app.catalog.head_snapshot(ORG).kind.value == "incremental"
+    _assert_snapshot_equals_org(app, emu)

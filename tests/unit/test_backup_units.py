@@ -220,3 +220,66 @@ def test_a_failed_describe_is_named_on_its_own_warning_line_not_only_in_the_skip
     assert len(lines) == 1
     assert lines[0].startswith("WARNING: Account was NOT read this run")
     assert "SERVER_UNAVAILABLE" in lines[0]
+
+
+_S1, _S2 = "2026-01-01T09:58:00.000+0000", "2026-01-01T10:00:00.000+0000"
+
+
+def _probed_checkpoint(**cursor: object) -> object:
+    from orgvault.domain.models import Checkpoint, ObjectState
+
+    base = {
+        "mode": "delta",
+        "since": "2026-01-01T09:55:00Z",
+        "count_check": True,
+        "reconcile": False,
+        "prev_records": 10,
+        "sf_count": 10,
+        "parent_edge": {"001A": _S1, "001B": _S2},
+        "phase": "records",
+        "read": None,
+    }
+    return Checkpoint(
+        org="o",
+        run_id="r",
+        object_name="Account",
+        state=ObjectState.PENDING,
+        cursor={**base, **cursor},
+        watermark=_S2,
+    )
+
+
+@pytest.mark.parametrize(
+    ("cursor", "probe", "why"),
+    [
+        ({}, None, "the probe failed or was not made"),
+        ({}, [("001A", _S1), ("001B", _S2), ("001C", _S1)], "a row the parent never read (a late commit)"),
+        ({}, [("001A", _S1), ("001B", "2026-01-01T10:01:00.000+0000")], "a newer version (update, delete)"),
+        ({}, [("001A", _S1)] * 201, "the LIMIT was hit: more rows than the parent edge can hold"),
+        ({"sf_count": 9}, [("001A", _S1)], "the count moved (a purge)"),
+        ({"sf_count": None}, [("001A", _S1)], "no count"),
+        ({"parent_edge": None}, [], "the parent kept no edge"),
+        ({"parent_edge": {}}, [], "an empty edge"),
+        ({"reconcile": True}, [("001A", _S1)], "a reconciliation is due"),
+        ({"count_check": False}, [("001A", _S1)], "not count-checked"),
+        ({"mode": "full"}, [("001A", _S1)], "a full read"),
+    ],
+)
+def test_an_object_is_only_unchanged_when_the_probe_proves_it(cursor, probe, why):
+    from orgvault.services.backup import _unchanged
+
+    assert _unchanged(_probed_checkpoint(**cursor), probe) is False, why
+
+
+def test_an_unchanged_object_is_finished_as_a_delta_that_found_only_the_parents_rows():
+    from orgvault.domain.models import ObjectState
+    from orgvault.services.backup import _finished_unchanged, _unchanged
+
+    cp = _probed_checkpoint()
+    assert _unchanged(cp, [("001A", _S1), ("001B", _S2)]) and _unchanged(cp, [])
+    done = _finished_unchanged(cp)
+    assert done.state is ObjectState.DONE and done.next_seq == 0 and done.records == 0
+    assert done.watermark == cp.watermark  # the parent's watermark, unchanged
+    assert done.cursor["edge"] == cp.cursor["parent_edge"]  # what the next run compares with
+    assert done.cursor["live_count"] == 10 and done.cursor["phase"] == "done"
+    assert done.cursor["new_records"] == done.cursor["gone_records"] == 0
