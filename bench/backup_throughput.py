@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,21 +38,76 @@ ORG = "bench"
 # --- child: one backup, measured ------------------------------------------------------------------
 
 
-def peak_rss_kb() -> int:
-    """This process's peak resident set size in KiB.
+def _hwm_kb(pid: int | str = "self") -> int:
+    """A process's peak resident set size in KiB: ``VmHWM`` from ``/proc/PID/status`` (0 if gone).
 
-    Linux: ``VmHWM`` from ``/proc/self/status`` (the high-water mark of this program's own memory).
     Not ``getrusage(...).ru_maxrss``: on Linux that survives ``exec`` and so includes the parent's
     RSS at ``fork`` time, i.e. the bench process holding the emulator and its org, which grows with
     the scale (earlier results measured that, not the backup)."""
     try:
-        with open("/proc/self/status", encoding="ascii") as f:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1])
     except OSError:
         pass
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return 0
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident set size in KiB (``VmHWM``; ``ru_maxrss`` where there is no /proc)."""
+    return _hwm_kb() or int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+class PeakMemory:
+    """The backup's peak memory when it runs in several processes (local mode extracts objects in
+    worker processes): every 50 ms, the sum of ``VmHWM`` of this process and each live descendant
+    (each worker's high-water mark, kept after it exits). The sum of the processes' own peaks: an
+    upper bound of their simultaneous peak."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._me = psutil.Process()
+        self._peaks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self._sample()
+
+    def _sample(self) -> None:
+        import psutil
+
+        try:
+            children = self._me.children(recursive=True)
+        except psutil.Error:
+            children = []
+        for c in children:
+            self._peaks[c.pid] = max(self._peaks.get(c.pid, 0), _hwm_kb(c.pid))
+
+    @property
+    def processes(self) -> int:
+        return 1 + len(self._peaks)
+
+    def total_kb(self) -> int:
+        return peak_rss_kb() + sum(self._peaks.values())
+
+
+def _cpu_seconds() -> float:
+    """CPU of this process and of its children that have ended (the backup's worker processes)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def child(home: str, full: bool, no_prefetch: bool = False) -> None:
@@ -62,26 +118,26 @@ def child(home: str, full: bool, no_prefetch: bool = False) -> None:
     factory = default_source_factory(settings, prefetch_pages=False) if no_prefetch else None
     app = open_app(settings, source_factory=factory)
     t0 = time.perf_counter()
-    usage0 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu0 = usage0.ru_utime + usage0.ru_stime
-    result = app.backup_service().run_backup(ORG, full=full)
+    cpu0 = _cpu_seconds()
+    with PeakMemory() as memory:
+        result = app.backup_service().run_backup(ORG, full=full)
     seconds = time.perf_counter() - t0
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu_seconds = usage.ru_utime + usage.ru_stime - cpu0
-    peak_kb = peak_rss_kb()
+    cpu_seconds = _cpu_seconds() - cpu0
+    peak_kb = memory.total_kb()
     app.close()
     print(
         json.dumps(
             {
                 "seconds": seconds,
-                "cpu_seconds": cpu_seconds,  # the backup process's own CPU (user + system)
+                "cpu_seconds": cpu_seconds,  # the backup's CPU (user + system), its workers' included
+                "processes": memory.processes,
                 "records": result.records,
                 "records_read": result.records_read,
                 "files": result.files,
                 "plain_bytes": result.plain_bytes,
                 "stored_bytes": result.stored_bytes,
                 "api_calls": result.api_calls,
-                "peak_rss_mb": peak_kb / 1024,
+                "peak_rss_mb": peak_kb / 1024,  # sum of the processes' peaks
                 "kind": result.snapshot.kind.value,
             }
         )
