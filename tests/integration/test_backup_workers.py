@@ -283,6 +283,10 @@ class FakeService:
         if name == "orgvault-error":
             raise SalesforceRequestError("refused by the fake", error_code="INVALID_FIELD", status=400)
         if name == "bug":
+            for _ in range(200):  # fail only once the other worker is busy with "slow"
+                if (self.marks / "slow.started").exists():
+                    break
+                time.sleep(0.05)
             raise KeyError("Id")
         if name == "dies":
             os.kill(os.getpid(), signal.SIGKILL)
