@@ -75,9 +75,22 @@ class ProcessExtractPool:
         self.workers = workers
         self.make_service = make_service
         self._ctx: Any = get_context(start_method)
+        self._slots: list[_Slot] = []
 
     def __repr__(self) -> str:
         return f"ProcessExtractPool(workers={self.workers})"
+
+    def warm_up(self) -> None:
+        """Start the workers now (interpreter start-up, imports, opening the catalog) so that this
+        overlaps the caller's planning; idempotent. :meth:`run` uses them; :meth:`close` stops them
+        if ``run`` is never called."""
+        while len(self._slots) < self.workers:
+            self._slots.append(self._spawn(len(self._slots)))
+
+    def close(self) -> None:
+        """Stop every worker still running (idle ones exit; any busy one is terminated). Idempotent."""
+        slots, self._slots = self._slots, []
+        self._stop(slots, terminate=True)
 
     def run(
         self,
@@ -87,14 +100,14 @@ class ProcessExtractPool:
         on_step: Callable[[Any], None],
         idle: Callable[[], None],
     ) -> None:
-        """See ``orgvault.services.backup.ExtractPool.run``."""
+        """See ``orgvault.services.backup.ExtractPool.run``. Every worker is stopped when it returns."""
         pending = deque(tasks)
-        slots: list[_Slot] = []
+        slots = self._slots
         failure: BaseException | None = None
         clean = False
         try:
-            for i in range(min(self.workers, len(pending))):
-                slots.append(self._spawn(i))
+            while len(slots) < min(self.workers, len(pending)):
+                slots.append(self._spawn(len(slots)))
             for slot in slots:
                 self._assign(slot, pending, on_start)
             while failure is None and any(s.task is not None for s in slots):
@@ -109,6 +122,7 @@ class ProcessExtractPool:
                 idle()
             clean = failure is None
         finally:
+            self._slots = []
             self._stop(slots, terminate=not clean)
         if failure is not None:
             raise failure

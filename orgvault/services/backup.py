@@ -241,6 +241,12 @@ class ExtractPool(Protocol):
 
     workers: int
 
+    def warm_up(self) -> None:
+        """Start the workers ahead of :meth:`run` (they get ready while the caller plans)."""
+
+    def close(self) -> None:
+        """Stop workers :meth:`warm_up` started when :meth:`run` did not (idempotent)."""
+
     def run(
         self,
         tasks: Sequence[ExtractTask],
@@ -1114,6 +1120,18 @@ class BackupService:
         ``ApiBudgetExhausted`` (from any worker too): the run is PAUSED and the error re-raised with
         what to do. Any other error: the run is FAILED (resumable) and the error re-raised (from a
         worker: the same ``OrgVaultError`` class, else ``WorkerFailed``), after every worker stopped."""
+        pool = self.extract_pool if self.chunk_hook is None else None
+        if pool is None or pool.workers < 2:
+            return self._run_backup(org, full=full, progress=progress, sleep=sleep)
+        pool.warm_up()  # worker start-up overlaps start_run's planning
+        try:
+            return self._run_backup(org, full=full, progress=progress, sleep=sleep)
+        finally:
+            pool.close()
+
+    def _run_backup(
+        self, org: str, *, full: bool, progress: ProgressFn | None, sleep: Callable[[float], None]
+    ) -> BackupResult:
         t0 = time.monotonic()
         try:
             plan = self.start_run(org, full=full)

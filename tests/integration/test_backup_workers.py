@@ -360,3 +360,26 @@ def test_pool_reports_a_worker_that_died(tmp_path):
     with pytest.raises(WorkerFailed, match="extracting dies exited"):
         _run_pool(tmp_path, ["dies", "b", "c"], workers=1)
     assert not (tmp_path / "c.started").exists()
+
+
+def _extract_workers() -> list[Any]:
+    import multiprocessing
+
+    return [p for p in multiprocessing.active_children() if p.name.startswith("orgvault-extract")]
+
+
+def test_workers_started_ahead_of_planning_are_stopped_when_the_backup_cannot_start(tmp_path):
+    from orgvault.errors import UnknownOrg
+
+    app = worker_app(tmp_path)
+    try:
+        with pytest.raises(UnknownOrg):
+            app.backup_service().run_backup("nobody")
+        assert _extract_workers() == []
+    finally:
+        app.close()
+    pool = ProcessExtractPool(2, FakeFactory(tmp_path))
+    pool.warm_up()
+    assert len(_extract_workers()) == 2
+    pool.close()
+    assert _extract_workers() == []
