@@ -68,13 +68,20 @@ def child(home: str, full: bool, prefetch: bool = False) -> None:
     seconds = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu_seconds = usage.ru_utime + usage.ru_stime - cpu0
-    peak_kb = peak_rss_kb()
+    # ORGVAULT_WORKERS > 1: the extraction runs in worker processes (joined by now). Their CPU is
+    # added; their peak RSS is the largest worker's ru_maxrss (on Linux it may include this process's
+    # RSS when the worker was spawned, so an upper bound).
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    workers_cpu = workers.ru_utime + workers.ru_stime
+    peak_kb = max(peak_rss_kb(), int(workers.ru_maxrss))
     app.close()
     print(
         json.dumps(
             {
                 "seconds": seconds,
-                "cpu_seconds": cpu_seconds,  # the backup process's own CPU (user + system)
+                "cpu_seconds": cpu_seconds + workers_cpu,  # the backup's CPU (user + system), workers too
+                "workers_cpu_seconds": workers_cpu,
+                "workers": settings.workers,
                 "records": result.records,
                 "records_read": result.records_read,
                 "files": result.files,
