@@ -60,6 +60,7 @@ Contracts:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -1162,7 +1163,8 @@ class BackupService:
         pool = self.extract_pool if self.chunk_hook is None else None
         if pool is None or pool.workers < 2:
             return self._run_backup(org, full=full, progress=progress, sleep=sleep)
-        pool.warm_up()  # worker start-up overlaps start_run's planning
+        if full or self.catalog.head_snapshot(org) is None:  # a full read is coming (see _parallel)
+            pool.warm_up()  # worker start-up overlaps start_run's planning
         try:
             return self._run_backup(org, full=full, progress=progress, sleep=sleep)
         finally:
@@ -1253,19 +1255,22 @@ class BackupService:
 
     # --- several objects at once ----------------------------------------------------------------
     def _parallel(self, plan: RunPlan) -> bool:
-        # A chunk_hook is a test's in-process callback: it cannot follow the work into other processes.
+        """Workers for full runs only: an incremental reads small deltas, for which starting worker
+        processes (interpreter, imports, a login each: ~0.5 s of CPU apiece) costs more than it
+        saves. A chunk_hook is a test's in-process callback: it cannot follow the work elsewhere."""
         return (
             self.extract_pool is not None
             and self.extract_pool.workers > 1
             and self.chunk_hook is None
+            and plan.kind is RunKind.FULL
             and len(plan.objects) > 1
         )
 
     def extraction_order(self, org: str, plan: RunPlan) -> list[str]:
         """``plan.objects`` largest (estimated remaining work) first, so that the longest object is
         not the last to start. The estimate is the object's record count in the parent snapshot's
-        manifest; objects the parent does not hold are counted with ``SELECT COUNT()`` (batched,
-        one API call per 25 objects) when the source can; records already committed by this run
+        manifest; objects the parent does not hold are estimated from Salesforce's approximate record
+        counts (``/limits/recordCount``, one API call) when the source can; records already committed by this run
         are subtracted; file objects weigh ``FILE_RECORD_WEIGHT`` per record. Objects without an
         estimate go last, in plan order. Raises what the source raises (``ApiBudgetExhausted``)."""
         if len(plan.objects) < 2:
@@ -1278,10 +1283,13 @@ class BackupService:
             for name in plan.objects:
                 if name in manifest.objects:
                     estimate[name] = int(manifest.objects[name].records)
-        missing = [
-            cps[n] for n in plan.objects if n not in estimate and n in cps and n.lower() not in FILTERED_READS
-        ]
-        estimate.update(self._count_and_probe(org, missing, [])[0])
+        missing = [n for n in plan.objects if n not in estimate and n.lower() not in FILTERED_READS]
+        counts = getattr(self.source(org), "record_counts", None)
+        if missing and counts is not None:
+            # approximate counts, one API call for all: enough to order by size; without them
+            # those objects go last, in plan order
+            with contextlib.suppress(SalesforceRequestError):
+                estimate.update(counts(missing))
 
         def remaining(name: str) -> int:
             cp = cps.get(name)

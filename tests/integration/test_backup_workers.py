@@ -72,20 +72,41 @@ def test_workers_back_up_the_org_and_count_every_api_call(tmp_path, fresh_emulat
         assert set(done) == planned, "progress reported every object as done"
         assert sum(done.values()) == result.records_read == result.records
 
-        # an incremental: objects handed out largest first (by the parent snapshot's counts)
+        # the first full run: objects handed out largest first, by Salesforce's record counts
+        first = [
+            _weight(app, result.run.run_id, n, emu.org.count(emu.org.compile(f"SELECT Id FROM {n}")))
+            if n.lower() != "contentdocumentlink"
+            else 0
+            for n in pool.started
+        ]
+        assert first == sorted(first, reverse=True), list(zip(pool.started, first, strict=True))
+
+        # an incremental reads small deltas: in this process, no worker started
         change_org(emu.org, seed=3)
+        pool_inc = _pool(app)
+        app.backup_service(extract_pool=pool_inc).run_backup(ORG)
+        assert getattr(pool_inc, "started", None) is None and not pool_inc._slots
+        assert_identical(app, emu)
+
+        # a forced full run: largest first by the parent snapshot's counts
+        change_org(emu.org, seed=4)
         pool2 = _pool(app)
-        parent = app.vault.read_snapshot_manifest(result.snapshot)
-        inc = app.backup_service(extract_pool=pool2).run_backup(ORG)
-        sizes = [parent.objects[n].records if n in parent.objects else 0 for n in pool2.started]
+        parent_snap = app.catalog.head_snapshot(ORG)
+        assert parent_snap is not None
+        parent = app.vault.read_snapshot_manifest(parent_snap)
+        again = app.backup_service(extract_pool=pool2).run_backup(ORG, full=True)
         weights = [
-            s * (40 if any(cp.cursor.get("file_fields") for cp in [_cp(app, inc.run.run_id, n)]) else 1)
-            for s, n in zip(sizes, pool2.started, strict=True)
+            _weight(app, again.run.run_id, n, parent.objects[n].records if n in parent.objects else 0)
+            for n in pool2.started
         ]
         assert weights == sorted(weights, reverse=True), list(zip(pool2.started, weights, strict=True))
         assert_identical(app, emu)
     finally:
         app.close()
+
+
+def _weight(app: App, run_id: str, name: str, records: int) -> int:
+    return records * (40 if _cp(app, run_id, name).cursor.get("file_fields") else 1)
 
 
 def _cp(app: App, run_id: str, name: str) -> Any:
