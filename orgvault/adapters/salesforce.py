@@ -60,15 +60,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import jwt
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from simple_salesforce import Salesforce
-from simple_salesforce.util import getUniqueElementValueFromXmlString
 
 from orgvault.domain.models import AuthMethod, OrgConnection
 from orgvault.domain.plan import BULK_UNSUPPORTED, FILTER_REQUIRED, soql
@@ -90,6 +88,9 @@ from orgvault.errors import (
     SalesforceUnavailable,
 )
 from orgvault.ports import ApiUsage, FieldInfo, ObjectSchema, RecordPage
+
+if TYPE_CHECKING:  # simple-salesforce (and its SOAP stack: zeep, lxml) is imported only when used:
+    from simple_salesforce import Salesforce  # ~10 MB and ~70 ms in every backup worker otherwise
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +372,15 @@ class SimpleSalesforceSource:
         """A logged-in ``simple_salesforce.Salesforce`` sharing this source's session. Calls made
         through it bypass this adapter's budget, counters and error translation."""
         self._ensure_login()
-        assert self._sf is not None
+        if self._sf is None:
+            from simple_salesforce import Salesforce
+
+            self._sf = Salesforce(
+                session_id=self._token,
+                instance_url=self._instance,
+                session=self._session,
+                version=self._version,
+            )
         return self._sf
 
     def login(self) -> None:
@@ -811,9 +820,7 @@ class SimpleSalesforceSource:
             _mount_transport(self._session, [self._instance], own=False)
         if org_id:
             self._org_id = org_id
-        self._sf = Salesforce(
-            session_id=token, instance_url=self._instance, session=self._session, version=self._version
-        )
+        self._sf = None  # built on first use of ``sf``, for this session
 
     def _cred(self, *names: str) -> str:
         for name in names:
@@ -931,6 +938,8 @@ class SimpleSalesforceSource:
             soap=True,
             headers={"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": "login"},
         )
+
+        from simple_salesforce.util import getUniqueElementValueFromXmlString
 
         def element(name: str) -> str:
             try:
