@@ -6,9 +6,10 @@ checks an incremental run makes.
   aggregates). The incremental compares it with the count the
   snapshot will hold, to notice purges between reconciliations (see ``orgvault.services.backup``).
 
-- ``count_many`` / ``describe_many``: the same for many objects through the Composite API, up to
-  25 sub-requests per call (Salesforce counts a composite request as one API call): an incremental's
-  fixed cost is then a couple of calls, not two per object.
+- ``count_many`` / ``describe_many``: the same for many objects through the Composite API
+  (Salesforce counts a composite request as one API call). A call carries at most 25 sub-requests of
+  which at most 5 queries (Salesforce refuses a call with more): describes go 25 to a call, COUNT()s
+  and probes 5 to a call.
 
 - ``count_and_probe_many``: the counts above plus, per object, a *change probe* in the same Composite
   calls: ``SELECT Id, SystemModstamp FROM X WHERE SystemModstamp >= since ORDER BY SystemModstamp
@@ -32,7 +33,8 @@ from orgvault.domain.records import RestRecordMapper
 from orgvault.errors import SalesforceRequestError
 from orgvault.ports import ObjectSchema
 
-COMPOSITE_MAX = 25
+COMPOSITE_MAX = 25  # sub-requests in one Composite call
+COMPOSITE_MAX_QUERIES = 5  # of which Query / QueryAll / query-more (Salesforce refuses more)
 PROBE_LIMIT_MAX = 2000  # one REST page: a probe never needs a queryMore
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
@@ -65,25 +67,24 @@ class BackupSalesforceSource(SimpleSalesforceSource):
     # --- composite ------------------------------------------------------------------------------
 
     def _composite_get(self, paths: Sequence[str]) -> list[tuple[int, Any]]:
-        """GET each data-API ``path`` (e.g. ``/sobjects/X/describe``), 25 per Composite call;
-        ``(status, body)`` per path, in order."""
+        """GET each data-API ``path`` (e.g. ``/sobjects/X/describe``) through Composite calls;
+        ``(status, body)`` per path, in the order of ``paths``. Each call carries at most
+        ``COMPOSITE_MAX`` sub-requests of which at most ``COMPOSITE_MAX_QUERIES`` are queries
+        (Salesforce refuses more), in as few calls as those limits allow. A path whose answer is
+        missing (the call was refused as a whole) gets status 0."""
         base = urlparse(self.data_url).path
-        out: list[tuple[int, Any]] = []
-        for start in range(0, len(paths), COMPOSITE_MAX):
-            batch = paths[start : start + COMPOSITE_MAX]
-            subs = [
-                {"method": "GET", "url": f"{base}{path}", "referenceId": f"r{i}"}
-                for i, path in enumerate(batch)
-            ]
+        out: list[tuple[int, Any]] = [(0, None)] * len(paths)
+        for batch in _composite_batches(paths):
+            subs = [{"method": "GET", "url": f"{base}{paths[i]}", "referenceId": f"r{i}"} for i in batch]
             body = self._json("POST", f"{self.data_url}/composite", json_body={"compositeRequest": subs})
             answers = {
                 str(a.get("referenceId")): a
                 for a in (body.get("compositeResponse") or [] if isinstance(body, dict) else [])
                 if isinstance(a, dict)
             }
-            for i in range(len(batch)):
+            for i in batch:
                 a = answers.get(f"r{i}") or {}
-                out.append((int(a.get("httpStatusCode") or 0), a.get("body")))
+                out[i] = (int(a.get("httpStatusCode") or 0), a.get("body"))
         return out
 
     def count_many(self, objects: Sequence[tuple[str, bool]]) -> dict[str, int]:
@@ -98,8 +99,8 @@ class BackupSalesforceSource(SimpleSalesforceSource):
         limit: int = 201,
     ) -> tuple[dict[str, int], dict[str, list[tuple[str, str]]]]:
         """``count_records`` of each ``(object_name, query_all)`` in ``counts`` and a change probe of
-        each ``(object_name, query_all, since)`` in ``probes``, all in the same Composite calls (25
-        sub-requests a call; one API call each).
+        each ``(object_name, query_all, since)`` in ``probes``, in Composite calls (5 queries a call;
+        one API call each).
 
         A probe is ``SELECT Id, SystemModstamp FROM X WHERE SystemModstamp >= since ORDER BY
         SystemModstamp LIMIT limit`` through ``queryAll`` (``query_all``: deleted rows included) or
@@ -151,6 +152,28 @@ class BackupSalesforceSource(SimpleSalesforceSource):
                 if schema is not None:
                     out[name] = schema
         return out
+
+
+def _is_query(path: str) -> bool:
+    """Does Salesforce count this Composite sub-request against its query limit (Query, QueryAll,
+    a ``nextRecordsUrl`` continuation)?"""
+    return path.lstrip("/").split("?", 1)[0].split("/", 1)[0] in ("query", "queryAll")
+
+
+def _composite_batches(paths: Sequence[str]) -> list[list[int]]:
+    """Indexes of ``paths`` grouped into Composite calls: each group has at most ``COMPOSITE_MAX``
+    paths and at most ``COMPOSITE_MAX_QUERIES`` queries, and there are ``max(ceil(queries / 5),
+    ceil(paths / 25))`` groups (the fewest possible): queries go 5 to a call, the other paths fill
+    the calls' free places in order, then go 25 to a call."""
+    queries = [i for i, p in enumerate(paths) if _is_query(p)]
+    others = [i for i, p in enumerate(paths) if not _is_query(p)]
+    batches: list[list[int]] = []
+    while queries or others:
+        take_q, queries = queries[:COMPOSITE_MAX_QUERIES], queries[COMPOSITE_MAX_QUERIES:]
+        room = COMPOSITE_MAX - len(take_q)
+        take_o, others = others[:room], others[room:]
+        batches.append(sorted(take_q + take_o))
+    return batches
 
 
 def _check_object(name: str) -> None:

@@ -168,7 +168,7 @@ def test_a_purge_is_seen_by_the_next_incremental_between_reconciliations(tmp_pat
     # (ContentDocumentLink is always read in full: it cannot be queried without an Id filter)
     assert {c.object_name for c in _run_chunks(app, quiet.snapshot.snapshot_id)} == {"ContentDocumentLink"}
     delta_objects = len(app.catalog.list_checkpoints(ORG, quiet.snapshot.snapshot_id))
-    # one delta read per object; describes and COUNT()s go 25 to a Composite call
+    # at most one delta read per object; describes go 25 to a Composite call, COUNT()s and probes 5
     assert quiet.api_calls <= delta_objects + 8, (quiet.api_calls, delta_objects)
     assert_identical(app, emu)
 
@@ -203,6 +203,27 @@ def test_batched_describes_and_counts_equal_the_single_calls(tmp_path, emulator)
     for name in ("Account", "Task", "Lead"):
         assert counts[name] == len(list(emulator.org.true_records(name, include_blobs=False)))
         assert counts[name] == src.count_records(name, query_all=name != "Lead")
+
+
+def test_batched_counts_go_five_to_a_composite_call(tmp_path, emulator):
+    """Salesforce refuses a Composite call with more than 5 query sub-requests: 24 COUNT()s take
+    ceil(24 / 5) = 5 calls, every one answered (none refused), each equal to the count alone."""
+    app = make_app(tmp_path)
+    conn = connect(app, emulator)
+    src = app.source_for(app.catalog.get_org(ORG) if conn is None else conn)
+    names = sorted(
+        o["name"]
+        for o in emulator.org.describe_global()["sobjects"]
+        if o["queryable"] and o["name"] not in ("ContentDocumentLink", "RecentlyViewed")
+    )[:24]
+    assert len(names) == 24
+    objects = [(name, name in ("Account", "Task", "Event")) for name in names]
+    calls0 = src.calls
+    counts = src.count_many(objects)
+    assert src.calls - calls0 == 5
+    singles = {name: src.count_records(name, query_all=query_all) for name, query_all in objects}
+    assert counts == singles
+    assert counts["Account"] == len(list(emulator.org.true_records("Account", include_blobs=False)))
 
 
 def test_batched_probes_answer_like_the_queries_they_stand_for(tmp_path, emulator):

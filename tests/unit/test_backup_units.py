@@ -7,6 +7,8 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from orgvault import cli
 from orgvault.errors import (
@@ -283,3 +285,14 @@ def test_an_unchanged_object_is_finished_as_a_delta_that_found_only_the_parents_
     assert done.cursor["edge"] == cp.cursor["parent_edge"]  # what the next run compares with
     assert done.cursor["live_count"] == 10 and done.cursor["phase"] == "done"
     assert done.cursor["new_records"] == done.cursor["gone_records"] == 0
+
+
+@given(st.lists(st.sampled_from(["/query?q=x", "/queryAll?q=x", "/query/01gX-2000", "/sobjects/A/describe"])))
+def test_composite_batches_respect_salesforce_limits_in_the_fewest_calls(paths):
+    from orgvault.adapters.salesforce_backup import _composite_batches
+
+    batches = _composite_batches(paths)
+    queries = sum(1 for p in paths if not p.startswith("/sobjects"))
+    assert sorted(i for b in batches for i in b) == list(range(len(paths))), "every path once"
+    assert all(len(b) <= 25 and sum(not paths[i].startswith("/sobjects") for i in b) <= 5 for b in batches)
+    assert len(batches) == max(-(-queries // 5), -(-len(paths) // 25))
