@@ -131,6 +131,7 @@ def child(home: str, full: bool, no_prefetch: bool = False) -> None:
                 "seconds": seconds,
                 "cpu_seconds": cpu_seconds,  # the backup's CPU (user + system), its workers' included
                 "processes": memory.processes,
+                "workers": settings.workers,
                 "records": result.records,
                 "records_read": result.records_read,
                 "files": result.files,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +41,26 @@ class App:
     vault: Any
     make_source: SourceFactory
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # True when ``make_source`` is built from the settings alone (no factory injected), so that a
+    # worker process can build the same source itself.
+    default_source: bool = False
 
     def source_for(self, conn: OrgConnection) -> SalesforceSource:
         return self.make_source(conn, self.secrets.get(conn.name))
 
     def backup_service(self, **kwargs: Any) -> Any:
+        """The backup service. In local mode with ``settings.workers`` > 1 and the default source
+        factory, ``run_backup`` extracts objects in that many worker processes, each building its
+        own App from the same settings (:class:`BackupWorkerFactory`). An injected source factory
+        (tests: fault sessions, fake sleeps) cannot be rebuilt in another process: sequential."""
         from orgvault.services.backup import BackupService
 
+        if "extract_pool" not in kwargs and self.parallel_backup:
+            from orgvault.adapters.local_workers import ProcessExtractPool
+
+            kwargs["extract_pool"] = ProcessExtractPool(
+                self.settings.workers, BackupWorkerFactory(self.settings)
+            )
         return BackupService(
             catalog=self.catalog,
             vault=self.vault,
@@ -56,11 +69,28 @@ class App:
             **kwargs,
         )
 
+    @property
+    def parallel_backup(self) -> bool:
+        return self.settings.mode is Mode.LOCAL and self.settings.workers > 1 and self.default_source
+
     def close(self) -> None:
         for close in reversed(self.closers):
             with contextlib.suppress(Exception):  # closing is best effort
                 close()
         self.closers.clear()
+
+
+@dataclass(frozen=True)
+class BackupWorkerFactory:
+    """Picklable recipe for a backup worker process: ``factory()`` opens the App of ``settings``
+    (its own catalog connection, key provider and secret store; sources from the default factory)
+    and returns ``(backup service, close)``. The worker's service extracts in-process (workers=1)."""
+
+    settings: Settings
+
+    def __call__(self) -> tuple[Any, Callable[[], None]]:
+        app = open_app(replace(self.settings, workers=1))
+        return app.backup_service(), app.close
 
 
 def default_source_factory(settings: Settings, **options: Any) -> SourceFactory:
@@ -139,6 +169,7 @@ def _open_local(settings: Settings, source_factory: SourceFactory | None = None)
         secrets=secrets,
         vault=Vault(store, keys),
         make_source=source_factory or default_source_factory(settings),
+        default_source=source_factory is None,
     )
     if hasattr(catalog, "close"):
         app.closers.append(catalog.close)

@@ -53,6 +53,17 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+BACKUP_SETTINGS = """settings (environment):
+  ORGVAULT_WORKERS           objects extracted at once, each in its own worker process (2;
+                             1 = one after another in this process)
+  ORGVAULT_BUDGET_SHARE      stop cleanly once this share of the daily API allowance is used (0.8)
+  ORGVAULT_OVERLAP_SECONDS   incremental overlap window before the watermark (300)
+  ORGVAULT_RECONCILE_EVERY   read all Ids (hard deletes, purges) every N incrementals (7; 1 = always)
+  ORGVAULT_CHUNK_RECORDS / ORGVAULT_CHUNK_BYTES   chunk bounds (20000 / 8 MiB; also the Bulk page)
+  ORGVAULT_ONLY / ORGVAULT_INCLUDE / ORGVAULT_EXCLUDE   comma-separated object names or patterns
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="orgvault", description="Back up Salesforce orgs into a vault you own.")
     p.add_argument("--home", help="local vault directory (default: $ORGVAULT_HOME or ~/.orgvault)")
@@ -93,7 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     ls = org.add_parser("list", help="list connected orgs")
     ls.add_argument("--json", action="store_true")
 
-    b = sub.add_parser("backup", help="back up an org (full the first time, incremental after)")
+    b = sub.add_parser(
+        "backup",
+        help="back up an org (full the first time, incremental after)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=BACKUP_SETTINGS,
+    )
     b.add_argument("name")
     b.add_argument("--full", action="store_true", help="read every object in full")
     b.add_argument("--json", action="store_true")

@@ -98,6 +98,12 @@ class UnknownFormatVersion(PermanentError):
     """The object was written by a newer (or unknown) format version; refuse to guess."""
 
 
+class WorkerFailed(PermanentError):
+    """A backup worker process raised an error that is not an ``OrgVaultError`` (its type and message
+    are in this message), or died without a word (killed, out of memory). The run is FAILED and, like
+    any failed run, resumes from its checkpoints on the next backup."""
+
+
 class RunNotFound(PermanentError):
     """No run with that id for the org."""
 

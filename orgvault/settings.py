@@ -17,6 +17,8 @@ Environment variables (all optional):
   at once (one page read, the next one downloading); a chunk gathers pages up to its bounds.
 - ``ORGVAULT_STEP_SECONDS``    time budget of one extract step (local default 3600; Lambda ~600).
 - ``ORGVAULT_INCLUDE`` / ``ORGVAULT_EXCLUDE``  comma-separated object names.
+- ``ORGVAULT_WORKERS``         local mode: objects extracted at once, each in its own worker process (2;
+  1 = one after another in the backup process itself).
 - AWS mode: ``ORGVAULT_BUCKET``, ``ORGVAULT_TABLE``; ``ORGVAULT_VAULT_KMS_KEY`` (SSE-KMS key of the
   vault bucket), ``ORGVAULT_LOCK_MODE`` / ``ORGVAULT_LOCK_DAYS`` (S3 Object Lock on every put).
 """
@@ -80,6 +82,9 @@ class Settings:
     master_key: bytes | None = field(default=None, repr=False)
     backup: BackupSettings = BackupSettings()
     aws: AwsSettings = AwsSettings()
+    # Local mode: how many objects ``run_backup`` extracts at once, each in a worker process (1: all
+    # in the calling process, one after another). More than the machine's cores only adds overhead.
+    workers: int = 2
 
     # --- local layout -------------------------------------------------------------------------
     @property
@@ -131,7 +136,8 @@ class Settings:
             region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "")),
             values={k: v for k, v in env.items() if k.startswith("ORGVAULT_") and k not in SECRET_VARIABLES},
         )
-        settings = cls(mode=mode, home=home, master_key=master_key, backup=backup, aws=aws)
+        workers = _int(env, "ORGVAULT_WORKERS", 2, lo=1)
+        settings = cls(mode=mode, home=home, master_key=master_key, backup=backup, aws=aws, workers=workers)
         backup_overrides = {k: v for k, v in overrides.items() if hasattr(BackupSettings, k)}
         other = {k: v for k, v in overrides.items() if not hasattr(BackupSettings, k) and v is not None}
         if backup_overrides:

@@ -105,6 +105,10 @@ class RestApi:
             return self._query_more(req, version, parts[1])
         if head == "limits" and len(parts) == 1:
             return json_reply(self.emu.usage.limits_body())
+        if head == "limits" and parts[1:] == ["recordCount"]:
+            if method != "GET":
+                raise _not_allowed(method, "GET")
+            return json_reply(self._record_count(req.param("sObjects")))
         if head == "composite":
             if len(parts) >= 2 and parts[1] == "sobjects":
                 return self._collections(req, version, parts[2:])
@@ -116,6 +120,21 @@ class RestApi:
         base = f"/services/data/v{version}"
         names = ["sobjects", "query", "queryAll", "limits", "composite", "jobs"]
         return {n: f"{base}/{n}" for n in names}
+
+    def _record_count(self, names_param: str | None) -> dict[str, Any]:
+        """``GET /limits/recordCount[?sObjects=A,B]``: live (not deleted) records per object, as
+        ``{"sObjects": [{"count": n, "name": "A"}, ...]}``. Salesforce computes these periodically
+        (approximate, may lag); the emulator counts exactly. Names it does not know are left out."""
+        org = self.org
+        known = {n.lower(): n for n in org.object_names()}
+        wanted = [w.strip() for w in names_param.split(",")] if names_param else list(known.values())
+        out = []
+        for name in wanted:
+            real = known.get(name.lower())
+            if real is None:
+                continue
+            out.append({"count": org.record_count(real), "name": real})
+        return {"sObjects": out}
 
     # -- sObjects -----------------------------------------------------------------------------------
     def _sobjects(self, req: Request, version: str, parts: list[str]) -> Reply:

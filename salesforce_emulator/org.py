@@ -561,6 +561,17 @@ class Org:
             self._expire_recycle_bin(self.objects[q.object_name.lower()])
             return q
 
+    def record_count(self, object_name: str) -> int:
+        """Live (not deleted) records of an object, whatever SOQL would require of a query on it
+        (what ``/limits/recordCount`` reports). ``KeyError`` for an unknown object."""
+        obj = self.objects[object_name.lower()]
+        if not obj.has_table:
+            return 0
+        with self._lock:
+            self._expire_recycle_bin(obj)
+            where = " WHERE IsDeleted = 0" if obj.has("IsDeleted") else ""
+            return int(self._conn.execute(f'SELECT count(*) FROM "{obj.name}"{where}').fetchone()[0])
+
     def count(self, q: Query) -> int:
         """Number of rows ``q`` returns in total (LIMIT applied)."""
         with self._lock:

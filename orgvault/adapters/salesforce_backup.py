@@ -138,6 +138,20 @@ class BackupSalesforceSource(SimpleSalesforceSource):
                 continue
         return counted, pages
 
+    def record_counts(self, names: Sequence[str]) -> dict[str, int]:
+        """Approximate live record counts of many objects in ONE call (``/limits/recordCount``):
+        Salesforce refreshes them periodically, so they are good for planning (which object is
+        large), never for checking a backup. Objects Salesforce does not report are absent."""
+        valid = [n for n in names if _NAME.match(n or "")]
+        if not valid:
+            return {}
+        body = self._json("GET", f"{self.data_url}/limits/recordCount", params={"sObjects": ",".join(valid)})
+        out: dict[str, int] = {}
+        for item in body.get("sObjects") or [] if isinstance(body, dict) else []:
+            if isinstance(item, dict) and isinstance(item.get("count"), int) and item.get("name"):
+                out[str(item["name"])] = int(item["count"])
+        return out
+
     def describe_many(self, names: Sequence[str]) -> dict[str, ObjectSchema]:
         """``describe`` of many objects in Composite calls."""
         valid = [n for n in names if _NAME.match(n or "")]

@@ -58,20 +58,26 @@ Contracts:
   full every run.
 - **API budget.** ``ApiBudgetExhausted`` anywhere keeps the checkpoints; the run is PAUSED and the
   lock released; the next ``start_run`` resumes it.
+- **Several objects at once (local).** Given an :class:`ExtractPool`, ``run_backup`` hands the
+  objects, largest first, to the pool's workers (each its own process with its own catalog
+  connection, key provider and Salesforce login); ``start_run``, the lock and ``finalize_run`` stay
+  in the calling process. The per-object checkpoints make this the same engine as the cloud's Map:
+  a failure in one object stops the others (their committed pages are kept) and the run resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from orgvault.domain.chunks import ChunkBuilder, EncodedChunk
 from orgvault.domain.models import (
@@ -224,6 +230,52 @@ class ObjectProgress:
 
 ProgressFn = Callable[[ObjectProgress], None]
 
+# Rough cost of one record of an object with file fields, in records of a plain object: each record
+# downloads a body (a request of its own). Only used to order objects largest first.
+FILE_RECORD_WEIGHT = 40
+
+
+@dataclass(frozen=True)
+class ExtractTask:
+    """One object to extract to DONE, as handed to a worker (picklable). ``schemas``: describes the
+    planning process already holds (object and, for filtered reads, its parent), so that a worker
+    need not describe again; missing ones are described by the worker."""
+
+    org: str
+    run_id: str
+    object_name: str
+    schemas: dict[str, ObjectSchema] = field(default_factory=dict)
+
+
+class ExtractPool(Protocol):
+    """Runs :meth:`BackupService.run_task` for several objects at once (local mode: worker processes).
+
+    Contract of :meth:`run`: ``tasks`` are started in the given order, each as soon as a worker is free,
+    at most ``workers`` at once. ``on_start(object)`` and ``on_step(StepResult)`` are called in the
+    calling thread (results without their ``checkpoint``), ``idle()`` at least every few seconds while
+    waiting. It returns when every task is DONE. On the first failure (a worker's exception or a
+    worker that died) no further task is started, running workers are stopped, and only once no
+    worker is left the error is raised: an ``OrgVaultError`` as its own class with its message, any
+    other exception as ``WorkerFailed`` naming its type. An exception from a callback stops the
+    workers the same way and propagates."""
+
+    workers: int
+
+    def warm_up(self) -> None:
+        """Start the workers ahead of :meth:`run` (they get ready while the caller plans)."""
+
+    def close(self) -> None:
+        """Stop workers :meth:`warm_up` started when :meth:`run` did not (idempotent)."""
+
+    def run(
+        self,
+        tasks: Sequence[ExtractTask],
+        *,
+        on_start: Callable[[str], None],
+        on_step: Callable[[StepResult], None],
+        idle: Callable[[], None],
+    ) -> None: ...
+
 
 def new_run_id(now: datetime) -> str:
     """Sortable and unique: UTC time to the microsecond plus 4 random hex digits."""
@@ -289,6 +341,7 @@ class BackupService:
         clock: Callable[[], datetime] | None = None,
         owner_alive: Callable[[str], bool | None] = local_owner_alive,
         chunk_hook: Callable[[str, str, int], None] | None = None,
+        extract_pool: ExtractPool | None = None,
     ) -> None:
         self.catalog = catalog
         self.vault = vault
@@ -299,6 +352,8 @@ class BackupService:
         self.owner_alive = owner_alive
         # Called after each committed chunk (object, kind, seq): tests raise from it to simulate kill -9.
         self.chunk_hook = chunk_hook
+        # Local mode with workers > 1: objects are extracted in worker processes (see run_backup).
+        self.extract_pool = extract_pool
         self._sources: dict[str, SalesforceSource] = {}
         self._schemas: dict[tuple[str, str], ObjectSchema] = {}
         # (org, run id, object) → its whole delta read at plan time (``start_run(first_pages=True)``)
@@ -1169,9 +1224,27 @@ class BackupService:
         progress: ProgressFn | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> BackupResult:
-        """Run start → extract (every object, honouring waits by sleeping) → finalize in-process.
-        ``ApiBudgetExhausted``: the run is PAUSED and the error re-raised with what to do.
-        Any other error: the run is FAILED (resumable) and the error re-raised."""
+        """Run start → extract (every object, honouring waits by sleeping) → finalize.
+        With an ``extract_pool`` (and more than one object to read, and no ``chunk_hook``) the
+        objects are extracted by the pool's workers, largest first (see :meth:`extraction_order`);
+        ``progress`` still receives every step's counters, in this thread, and this process keeps
+        the lock alive. Otherwise every step runs here, one object after another.
+        ``ApiBudgetExhausted`` (from any worker too): the run is PAUSED and the error re-raised with
+        what to do. Any other error: the run is FAILED (resumable) and the error re-raised (from a
+        worker: the same ``OrgVaultError`` class, else ``WorkerFailed``), after every worker stopped."""
+        pool = self.extract_pool if self.chunk_hook is None else None
+        if pool is None or pool.workers < 2:
+            return self._run_backup(org, full=full, progress=progress, sleep=sleep)
+        if full or self.catalog.head_snapshot(org) is None:  # a full read is coming (see _parallel)
+            pool.warm_up()  # worker start-up overlaps start_run's planning
+        try:
+            return self._run_backup(org, full=full, progress=progress, sleep=sleep)
+        finally:
+            pool.close()
+
+    def _run_backup(
+        self, org: str, *, full: bool, progress: ProgressFn | None, sleep: Callable[[float], None]
+    ) -> BackupResult:
         t0 = time.monotonic()
         try:
             plan = self.start_run(org, full=full, first_pages=True)
@@ -1182,49 +1255,56 @@ class BackupService:
             ) from exc
         totals = _StepStats()
         last_refresh = time.monotonic()
+        worker_calls = 0  # API calls made by worker processes (the parent's source counts its own)
         try:
-            # One catalog read for every object's first step (this process holds the run's lock:
-            # nothing else moves them), instead of one list per object.
-            first = {c.object_name: c for c in self.catalog.list_checkpoints(org, plan.run_id)}
-            for obj in _progress_order(plan):
-                prog = ObjectProgress(obj)
-                if obj in plan.unchanged and obj not in plan.objects:  # finished at plan time
-                    prog.done = True
-                    if progress:
-                        progress(prog)
-                    continue
-                o0 = time.monotonic()
-                cp_hint: Checkpoint | None = first.get(obj)
-                while True:
-                    res = self.extract_step(
-                        org,
-                        plan.run_id,
-                        obj,
-                        checkpoint=cp_hint,
-                        first_page=self.take_first_page(org, plan.run_id, obj),
-                    )
-                    cp_hint = res.checkpoint
-                    if time.monotonic() - last_refresh > 60:  # keep the lock alive on long runs
-                        self.catalog.acquire_lock(
-                            org, self.owner, now=self.clock(), ttl_seconds=self.settings.lock_ttl_seconds
-                        )
-                        last_refresh = time.monotonic()
-                    totals.merge(res)
-                    prog.records += res.records
-                    prog.files += res.files
-                    prog.plain_bytes += res.plain_bytes
-                    prog.stored_bytes += res.stored_bytes
-                    prog.api_calls += res.api_calls
-                    prog.seconds = time.monotonic() - o0
-                    if res.status is StepStatus.DONE:
+            if self._parallel(plan):
+                if progress:  # objects the probe found unchanged: done at plan time
+                    for obj in _progress_order(plan):
+                        if obj in plan.unchanged and obj not in plan.objects:
+                            progress(ObjectProgress(obj, done=True))
+                worker_calls = self._extract_parallel(org, plan, totals, progress)
+            else:
+                # One catalog read for every object's first step (this process holds the run's lock:
+                # nothing else moves them), instead of one list per object.
+                first = {c.object_name: c for c in self.catalog.list_checkpoints(org, plan.run_id)}
+                for obj in _progress_order(plan):
+                    prog = ObjectProgress(obj)
+                    if obj in plan.unchanged and obj not in plan.objects:  # finished at plan time
                         prog.done = True
                         if progress:
                             progress(prog)
-                        break
-                    if progress:
-                        progress(prog)
-                    if res.status is StepStatus.WAIT:
-                        sleep(min(res.wait_seconds, 30.0))
+                        continue
+                    o0 = time.monotonic()
+                    cp_hint: Checkpoint | None = first.get(obj)
+                    while True:
+                        res = self.extract_step(
+                            org,
+                            plan.run_id,
+                            obj,
+                            checkpoint=cp_hint,
+                            first_page=self.take_first_page(org, plan.run_id, obj),
+                        )
+                        cp_hint = res.checkpoint
+                        if time.monotonic() - last_refresh > 60:  # keep the lock alive on long runs
+                            self.catalog.acquire_lock(
+                                org, self.owner, now=self.clock(), ttl_seconds=self.settings.lock_ttl_seconds
+                            )
+                            last_refresh = time.monotonic()
+                        totals.merge(res)
+                        prog.records += res.records
+                        prog.files += res.files
+                        prog.plain_bytes += res.plain_bytes
+                        prog.stored_bytes += res.stored_bytes
+                        prog.api_calls += res.api_calls
+                        prog.seconds = time.monotonic() - o0
+                        if res.status is StepStatus.DONE:
+                            prog.done = True
+                        if progress:
+                            progress(prog)
+                        if prog.done:
+                            break
+                        if res.status is StepStatus.WAIT:
+                            sleep(min(res.wait_seconds, 30.0))
             snap = self.finalize_run(org, plan.run_id)
         except ApiBudgetExhausted as exc:
             self.stop_run(org, plan.run_id, status=RunStatus.PAUSED, message=str(exc))
@@ -1247,12 +1327,147 @@ class BackupService:
             files=totals.files,
             plain_bytes=totals.plain_bytes,
             stored_bytes=totals.stored_bytes,
-            api_calls=self.api_calls(org),
+            api_calls=self.api_calls(org) + worker_calls,
             seconds=time.monotonic() - t0,
             skipped=plan.skipped,
             records_read=totals.records,
             tombstones=totals.tombstones,
         )
+
+    # --- several objects at once ----------------------------------------------------------------
+    def _parallel(self, plan: RunPlan) -> bool:
+        """Workers for full runs only: an incremental reads small deltas, for which starting worker
+        processes (interpreter, imports, a login each: ~0.5 s of CPU apiece) costs more than it
+        saves. A chunk_hook is a test's in-process callback: it cannot follow the work elsewhere."""
+        return (
+            self.extract_pool is not None
+            and self.extract_pool.workers > 1
+            and self.chunk_hook is None
+            and plan.kind is RunKind.FULL
+            and len(plan.objects) > 1
+        )
+
+    def extraction_order(self, org: str, plan: RunPlan) -> list[str]:
+        """``plan.objects`` largest (estimated remaining work) first, so that the longest object is
+        not the last to start. The estimate is the object's record count in the parent snapshot's
+        manifest; objects the parent does not hold are estimated from Salesforce's approximate record
+        counts (``/limits/recordCount``, one API call) when the source can; records already committed by this run
+        are subtracted; file objects weigh ``FILE_RECORD_WEIGHT`` per record. Objects without an
+        estimate go last, in plan order. Raises what the source raises (``ApiBudgetExhausted``)."""
+        if len(plan.objects) < 2:
+            return list(plan.objects)
+        cps = {c.object_name: c for c in self.catalog.list_checkpoints(org, plan.run_id)}
+        estimate: dict[str, int] = {}
+        if plan.parent_snapshot_id:
+            parent = self.catalog.get_snapshot(org, plan.parent_snapshot_id)
+            manifest = glue.read_manifest(self.vault, self.catalog, parent)
+            for name in plan.objects:
+                if name in manifest.objects:
+                    estimate[name] = int(manifest.objects[name].records)
+        missing = [n for n in plan.objects if n not in estimate and n.lower() not in FILTERED_READS]
+        counts = getattr(self.source(org), "record_counts", None)
+        if missing and counts is not None:
+            # approximate counts, one API call for all: enough to order by size; without them
+            # those objects go last, in plan order
+            with contextlib.suppress(SalesforceRequestError):
+                estimate.update(counts(missing))
+
+        def remaining(name: str) -> int:
+            cp = cps.get(name)
+            n = estimate.get(name, 0)
+            if cp is not None:
+                if cp.cursor.get("mode", "full") == "full":
+                    n = max(n - cp.records, 0)
+                if cp.cursor.get("file_fields"):
+                    n *= FILE_RECORD_WEIGHT
+            return n
+
+        position = {name: i for i, name in enumerate(plan.objects)}
+        return sorted(plan.objects, key=lambda n: (-remaining(n), position[n]))
+
+    def _extract_parallel(
+        self, org: str, plan: RunPlan, totals: _StepStats, progress: ProgressFn | None
+    ) -> int:
+        """Every object of ``plan`` through the pool; returns the workers' API calls."""
+        assert self.extract_pool is not None
+        tasks = [
+            ExtractTask(org, plan.run_id, name, self._known_schemas(org, name))
+            for name in self.extraction_order(org, plan)
+        ]
+        progs: dict[str, ObjectProgress] = {}
+        started: dict[str, float] = {}
+        calls = 0
+        last_refresh = time.monotonic()
+
+        def on_start(name: str) -> None:
+            started[name] = time.monotonic()
+            progs[name] = ObjectProgress(name)
+
+        def on_step(res: StepResult) -> None:
+            nonlocal calls
+            totals.merge(res)
+            calls += res.api_calls
+            prog = progs.setdefault(res.object_name, ObjectProgress(res.object_name))
+            prog.records += res.records
+            prog.files += res.files
+            prog.plain_bytes += res.plain_bytes
+            prog.stored_bytes += res.stored_bytes
+            prog.api_calls += res.api_calls
+            prog.seconds = time.monotonic() - started.get(res.object_name, time.monotonic())
+            prog.done = res.status is StepStatus.DONE
+            if progress:
+                progress(prog)
+
+        def idle() -> None:
+            nonlocal last_refresh
+            if time.monotonic() - last_refresh > 60:  # keep the lock alive while the workers run
+                self.catalog.acquire_lock(
+                    org, self.owner, now=self.clock(), ttl_seconds=self.settings.lock_ttl_seconds
+                )
+                last_refresh = time.monotonic()
+
+        self.extract_pool.run(tasks, on_start=on_start, on_step=on_step, idle=idle)
+        return calls
+
+    def _known_schemas(self, org: str, name: str) -> dict[str, ObjectSchema]:
+        names = [name] + ([FILTERED_READS[name.lower()][1]] if name.lower() in FILTERED_READS else [])
+        return {n: self._schemas[(org, n)] for n in names if (org, n) in self._schemas}
+
+    def run_task(
+        self,
+        task: ExtractTask,
+        *,
+        on_step: Callable[[StepResult], None],
+        sleep: Callable[[float], None] = time.sleep,
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        """Worker side of :class:`ExtractPool`: extract ``task.object_name`` to DONE, step by step
+        (WAIT: ``sleep`` then ask again), calling ``on_step`` after each committed step and
+        ``after_commit`` after each committed chunk (a worker checks there that its parent lives).
+        Errors propagate; whatever was committed stays (the next run resumes from the checkpoint)."""
+        for name, schema in task.schemas.items():
+            self._schemas.setdefault((task.org, name), schema)
+        hook = self.chunk_hook
+        if after_commit is not None:
+
+            def chained(obj: str, kind: str, seq: int) -> None:
+                if hook is not None:
+                    hook(obj, kind, seq)
+                after_commit()
+
+            self.chunk_hook = chained
+        try:
+            cp_hint: Checkpoint | None = None
+            while True:
+                res = self.extract_step(task.org, task.run_id, task.object_name, checkpoint=cp_hint)
+                cp_hint = res.checkpoint
+                on_step(res)
+                if res.status is StepStatus.DONE:
+                    return
+                if res.status is StepStatus.WAIT:
+                    sleep(min(res.wait_seconds, 30.0))
+        finally:
+            self.chunk_hook = hook
 
 
 # --- internals -------------------------------------------------------------------------------

@@ -139,3 +139,42 @@ def test_files_left_behind_are_not_secrets(tmp_path: Path):
     store = LocalSecretStore(tmp_path / "s", keys)
     store.put("acme", {"password": "x"})
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["acme.secret"]
+
+
+def _record_chunks(path: str, obj: str, n: int) -> None:
+    """In a child process: ``n`` chunks of ``obj``, each committed with its checkpoint."""
+    from tests.contract.test_catalog import checkpoint, chunk
+
+    catalog = SqliteCatalog(path)
+    for seq in range(n):
+        catalog.record_chunk(chunk(seq, obj=obj), checkpoint(seq + 1, obj=obj))
+    catalog.close()
+
+
+def test_catalog_is_shared_by_processes_writing_at_once(tmp_path):
+    """Backup workers are processes with their own connection to one catalog file: their commits
+    interleave with each other and with the parent's lock refreshes, none fails as busy, none is lost."""
+    import multiprocessing
+    from datetime import UTC, datetime
+
+    path = str(tmp_path / "catalog.sqlite")
+    parent = SqliteCatalog(path)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_record_chunks, args=(path, obj, 150)) for obj in ("Account", "Contact")]
+    for p in procs:
+        p.start()
+    refreshes = 0
+    while any(p.is_alive() for p in procs):
+        parent.acquire_lock("acme", "parent:1", now=datetime.now(UTC), ttl_seconds=60)
+        refreshes += 1
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert refreshes > 0
+    for obj in ("Account", "Contact"):
+        assert [c.seq for c in parent.list_chunks("acme", "r1", obj)] == list(range(150))
+    assert {c.object_name: c.next_seq for c in parent.list_checkpoints("acme", "r1")} == {
+        "Account": 150,
+        "Contact": 150,
+    }
+    parent.close()

@@ -239,6 +239,20 @@ def test_limits_and_usage_header(sf, emu):
     assert sf.api_usage["api-usage"].used == emu.usage.used
 
 
+def test_record_count_lists_live_records_of_the_named_objects(sf, emu):
+    live = sf.query("SELECT COUNT() FROM Contact")["totalSize"]
+    victim = sf.query("SELECT Id FROM Contact LIMIT 1")["records"][0]["Id"]
+    sf.Contact.delete(victim)  # in the recycle bin: not counted
+    body = sf.restful("limits/recordCount", params={"sObjects": "Contact,Account,Nope__c"})
+    counts = {o["name"]: o["count"] for o in body["sObjects"]}
+    assert counts == {
+        "Contact": live - 1,
+        "Account": sf.query("SELECT COUNT() FROM Account")["totalSize"],
+    }, "unknown names are left out"
+    every = sf.restful("limits/recordCount")["sObjects"]
+    assert {o["name"] for o in every} == set(emu.org.object_names())
+
+
 def test_collections_create_update_delete_in_order(sf, emu):
     records = [{"attributes": {"type": "Account"}, "Name": f"Coll {i}"} for i in range(3)]
     out = sf.restful("composite/sobjects", method="POST", json={"allOrNone": False, "records": records})

@@ -38,12 +38,30 @@ def test_settings_defaults_and_overrides(tmp_path):
 
 @pytest.mark.parametrize(
     "env",
-    [{"ORGVAULT_MODE": "cloud"}, {"ORGVAULT_BUDGET_SHARE": "2"}, {"ORGVAULT_OVERLAP_SECONDS": "soon"}],
+    [
+        {"ORGVAULT_MODE": "cloud"},
+        {"ORGVAULT_BUDGET_SHARE": "2"},
+        {"ORGVAULT_OVERLAP_SECONDS": "soon"},
+        {"ORGVAULT_WORKERS": "0"},
+        {"ORGVAULT_WORKERS": "two"},
+    ],
 )
 def test_settings_reject_bad_values_naming_the_variable(env):
     with pytest.raises(ConfigError) as err:
         Settings.from_env(env)
     assert next(iter(env)) in str(err.value)
+
+
+def test_workers_default_to_two_and_come_from_the_environment_or_a_flag(tmp_path):
+    assert Settings.from_env({}).workers == 2
+    assert Settings.from_env({"ORGVAULT_WORKERS": "1"}).workers == 1
+    assert Settings.from_env({"ORGVAULT_WORKERS": "1"}, workers=3).workers == 3
+
+
+def test_backup_help_lists_the_settings_including_workers(capsys):
+    assert cli.main(["backup", "--help"], env={}) == 0
+    out = capsys.readouterr().out
+    assert "ORGVAULT_WORKERS" in out and "ORGVAULT_BUDGET_SHARE" in out
 
 
 def test_master_key_must_be_32_bytes_and_is_not_in_repr():
