@@ -8,7 +8,11 @@ Contract highlights (see the reference doc for the Salesforce behaviour they cop
   200..2000.
 - sObject Collections (≤ 200 records) answer per record in request order; with ``allOrNone`` a failure
   rolls the others back (best effort: creates are purged, updates re-applied, deletes undeleted).
-- composite (≤ 25 sub-requests) substitutes ``@{referenceId.path}`` in URLs and bodies.
+- composite (≤ 25 sub-requests) substitutes ``@{referenceId.path}`` in URLs and bodies. At most
+  ``MAX_COMPOSITE_QUERIES`` of them may be query operations (``query``, ``queryAll`` and their
+  ``nextRecordsUrl`` continuations); more and the whole request is refused before any sub-request runs:
+  200 with a single ``compositeResponse`` entry (``referenceId`` null, ``httpStatusCode`` 400,
+  ``LIMIT_EXCEEDED``) — the shape is our best guess, see the README.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ if TYPE_CHECKING:
 
 MAX_COLLECTION = 200
 MAX_COMPOSITE = 25
+MAX_COMPOSITE_QUERIES = 5  # Query, QueryAll and "query more" sub-requests in one composite request
+_QUERY_SUB = re.compile(r"^/services/data/v\d{2,3}\.\d/(query|queryAll)(/|\?|$)")
 _BATCH = re.compile(r"batchSize\s*=\s*(\d+)", re.I)
 _WHERE = re.compile(r"\bwhere\b", re.I)
 _REF = re.compile(r"@\{([A-Za-z0-9_]+)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}")
@@ -596,6 +602,9 @@ class RestApi:
                 "INVALID_BATCH_REQUEST",
                 f"Exceeded max number of subrequests ({MAX_COMPOSITE}) in composite request",
             )
+        queries = sum(1 for sub in subs if isinstance(sub, dict) and _is_query_sub(str(sub.get("url", ""))))
+        if queries > MAX_COMPOSITE_QUERIES:
+            return json_reply({"compositeResponse": [_refused_whole(queries)]})
         all_or_none = bool(payload.get("allOrNone", False))
         results: dict[str, Any] = {}
         out: list[dict[str, Any]] = []
@@ -688,6 +697,28 @@ class _Headers(dict):  # type: ignore[type-arg]
             if k.lower() == key.lower():
                 return v
         return default
+
+
+def _is_query_sub(url: str) -> bool:
+    """A Query / QueryAll sub-request, or a "query more" through a ``nextRecordsUrl`` (literal, or
+    referenced from an earlier sub-request's answer)."""
+    return bool(_QUERY_SUB.match(url)) or "nextRecordsUrl}" in url
+
+
+def _refused_whole(queries: int) -> dict[str, Any]:
+    """The answer to a composite request with too many query operations: one entry that names no
+    sub-request, as Salesforce refuses a composite over its 25-operation limit (observed shape; the
+    message for the query limit is ours)."""
+    message = (
+        f"The request can't contain more than {MAX_COMPOSITE_QUERIES} query operations "
+        f"(it contains {queries})."
+    )
+    return {
+        "body": [{"errorCode": "LIMIT_EXCEEDED", "message": message}],
+        "httpHeaders": {},
+        "httpStatusCode": 400,
+        "referenceId": None,
+    }
 
 
 def _halted(ref: str, rolled_back: bool = False) -> dict[str, Any]:

@@ -517,7 +517,6 @@ class SimpleSalesforceSource:
     # --- reads --------------------------------------------------------------------------------
 
     def _rest_page(self, cursor: dict[str, Any]) -> RecordPage:
-        specs: list[FieldSpec] = [(n, t) for n, t in cursor["fields"]]
         headers = (
             {"Sforce-Query-Options": f"batchSize={self.rest_batch_size}"} if self.rest_batch_size else {}
         )
@@ -533,6 +532,13 @@ class SimpleSalesforceSource:
             body = self._json(
                 "GET", f"{self.data_url}/{endpoint}", params={"q": cursor["soql"]}, headers=headers
             )
+        return self._rest_answer(cursor, body)
+
+    def _rest_answer(self, cursor: dict[str, Any], body: Any) -> RecordPage:
+        """The page a REST query answer ``body`` holds for the read ``cursor`` (whether it came from
+        a direct call or a Composite sub-request): records mapped by the cursor's field specs; the
+        next cursor when not done. Raises ``SalesforceRequestError`` (MALFORMED) otherwise."""
+        specs: list[FieldSpec] = [(n, t) for n, t in cursor["fields"]]
         if not isinstance(body, Mapping) or not isinstance(body.get("records"), list):
             raise SalesforceRequestError("query answer has no 'records' list", error_code="MALFORMED")
         try:

@@ -39,13 +39,20 @@ Contracts:
   scheduled reconciliation.
 - **Change probe (unchanged objects cost no read).** For a count-checked delta whose parent kept an
   edge (the Ids and SystemModstamps it read within the overlap of its watermark), ``start_run`` adds
-  ``SELECT Id, SystemModstamp ... WHERE SystemModstamp >= since ORDER BY SystemModstamp LIMIT 201``
-  to the Composite calls that carry the COUNT()s. Fewer rows than the LIMIT, every one in the parent
-  edge with the same stamp, and a COUNT() equal to the parent's count: nothing changed, and the
-  object's checkpoint is created DONE (no chunk; the parent's watermark, edge and count), exactly the
-  state a delta read that found only the parent's rows ends in; it is not in ``RunPlan.objects``.
-  Anything else — no answer, the LIMIT hit, a row outside the edge (an update, a delete, a late
-  commit inside the window), a different count (a purge) — and the object is read as usual.
+  the first page of the object's delta read — the very query its extract would send — to the
+  Composite calls that carry the COUNT()s (Salesforce allows 5 queries a call). A complete page
+  (``done``) whose every row is in the parent edge with the same stamp, and a COUNT() equal to the
+  parent's count: nothing changed, and the object's checkpoint is created DONE (no chunk; the
+  parent's watermark, edge and count), exactly the state a delta read that found only the parent's
+  rows ends in; it is not in ``RunPlan.objects``. Anything else — no answer, more than a page, a row
+  outside the edge (an update, a delete, a late commit inside the window), a different count (a
+  purge) — and the object is read as usual.
+- **First pages (local runs).** ``run_backup`` plans with ``first_pages``: every delta's first page
+  is read that way, and a complete one that is not "unchanged" is kept in memory and handed to the
+  object's first extract step, which uses it instead of reading only when its read starts with the
+  very cursor the page was read with (else it reads as usual). A small delta then costs a fifth of a
+  Composite call instead of a call. Step Functions plans without it (the extract runs elsewhere)
+  and reads changed objects as before.
 - **Parent-filtered objects.** ``ContentDocumentLink`` cannot be queried without an Id filter: it is
   read in ``ContentDocumentId IN (...)`` batches of ``FILTER_BATCH`` over all ContentDocument Ids, in
   full every run.
@@ -94,7 +101,7 @@ from orgvault.errors import (
     RunInProgress,
     SalesforceRequestError,
 )
-from orgvault.ports import Catalog, ObjectSchema, SalesforceSource
+from orgvault.ports import Catalog, ObjectSchema, RecordPage, SalesforceSource
 from orgvault.services import backup_glue as glue
 from orgvault.settings import BackupSettings
 
@@ -104,9 +111,6 @@ MAX_READ_RESTARTS = 3
 # read them as batches of ``fk IN (parent ids)`` over all parent ids, always in full (small objects).
 FILTERED_READS: dict[str, tuple[str, str]] = {"contentdocumentlink": ("ContentDocumentId", "ContentDocument")}
 FILTER_BATCH = 200
-# Change probe (see ``_unchanged``): one row more than the parent edge can hold, so a full answer
-# always means "more rows than the parent knew".
-PROBE_LIMIT = 201
 SourceFactory = Callable[[OrgConnection], SalesforceSource]
 
 
@@ -311,6 +315,17 @@ def soql_datetime(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass(frozen=True)
+class FirstPage:
+    """An object's whole delta, read at plan time as the first page of its delta read (batched with
+    the other objects' in Composite calls) and found complete (``done``). ``cursor`` is the REST
+    read cursor it was read with: the extract uses ``records`` instead of reading only when its own
+    read starts with an equal cursor. Plain data, picklable (a worker process may receive it)."""
+
+    cursor: dict[str, Any]
+    records: list[dict[str, Any]]
+
+
 class BackupService:
     """The backup use cases over the ports. ``source_factory`` builds an authenticated
     ``SalesforceSource`` for a connection (credentials come from the SecretStore inside it)."""
@@ -341,6 +356,8 @@ class BackupService:
         self.extract_pool = extract_pool
         self._sources: dict[str, SalesforceSource] = {}
         self._schemas: dict[tuple[str, str], ObjectSchema] = {}
+        # (org, run id, object) → its whole delta read at plan time (``start_run(first_pages=True)``)
+        self._first_pages: dict[tuple[str, str, str], FirstPage] = {}
 
     # --- helpers -----------------------------------------------------------------------------
     def source(self, org: str) -> SalesforceSource:
@@ -383,10 +400,14 @@ class BackupService:
         return None
 
     # --- start -------------------------------------------------------------------------------
-    def start_run(self, org: str, *, full: bool = False) -> RunPlan:
+    def start_run(self, org: str, *, full: bool = False, first_pages: bool = False) -> RunPlan:
         """Lock the org, then resume its unfinished run or plan a new one (full when there is no
-        head snapshot or ``full``). Raises ``UnknownOrg``, ``RunInProgress``, ``ApiBudgetExhausted``
-        (lock released), Salesforce errors."""
+        head snapshot or ``full``). ``first_pages``: the caller will extract in this process and
+        hand each object its :meth:`take_first_page`; a new incremental then reads the first page of
+        every delta at plan time (batched) and keeps the complete ones in memory, so that those
+        objects are not read again. Without it only the objects the change probe may find unchanged
+        are probed (Step Functions: the extract runs elsewhere). Raises ``UnknownOrg``,
+        ``RunInProgress``, ``ApiBudgetExhausted`` (lock released), Salesforce errors."""
         conn = self.catalog.get_org(org)
         self._acquire_lock(org)
         try:
@@ -403,7 +424,7 @@ class BackupService:
                         stats={**run.stats, "abandoned": True},
                     )
                 )
-            return self._plan_new(conn, full=full)
+            return self._plan_new(conn, full=full, first_pages=first_pages)
         except BaseException:
             self.catalog.release_lock(org, self.owner)
             raise
@@ -427,7 +448,13 @@ class BackupService:
             unchanged=tuple(c.object_name for c in cps if c.cursor.get("probe") == "unchanged"),
         )
 
-    def _plan_new(self, conn: OrgConnection, *, full: bool) -> RunPlan:
+    def take_first_page(self, org: str, run_id: str, object_name: str) -> FirstPage | None:
+        """The object's whole delta as read at plan time (see ``start_run(first_pages=True)``), once:
+        it is forgotten here when taken. None when there is none (not a delta, not complete in one
+        page, found unchanged, or planned by another process)."""
+        return self._first_pages.pop((org, run_id, object_name), None)
+
+    def _plan_new(self, conn: OrgConnection, *, full: bool, first_pages: bool = False) -> RunPlan:
         org = conn.name
         src = self.source(org)
         # The hash chain always continues from the head; ``full`` only means every object is read
@@ -532,18 +559,27 @@ class BackupService:
                 else c
                 for c in checkpoints
             ]
-        # Counts (purge check) and change probes (unchanged objects) share the Composite calls.
-        probed = [c for c in checkpoints if c.cursor.get("count_check") and c.cursor.get("parent_edge")]
-        counts, probes = self._count_and_probe(
+        # Counts (purge check) and the deltas' first pages (change probe; with ``first_pages`` also
+        # the read itself) share the Composite calls.
+        probed = [
+            c
+            for c in checkpoints
+            if c.cursor.get("mode") == "delta"
+            and (first_pages or (c.cursor.get("count_check") and c.cursor.get("parent_edge")))
+        ]
+        counts, pages = self._count_and_first_pages(
             org, [c for c in checkpoints if c.cursor.get("count_check")], probed
         )
         unchanged: list[str] = []
         for cp in checkpoints:
             if cp.object_name in counts:
                 cp = replace(cp, cursor={**cp.cursor, "sf_count": counts[cp.object_name]})
-            if _unchanged(cp, probes.get(cp.object_name)):
+            page = pages.get(cp.object_name)
+            if _unchanged(cp, page.records if page else None):
                 cp = _finished_unchanged(cp)
                 unchanged.append(cp.object_name)
+            elif page is not None and first_pages:
+                self._first_pages[(org, run_id, cp.object_name)] = page
             self.catalog.put_checkpoint(cp)
         run = Run(
             org=org,
@@ -595,11 +631,14 @@ class BackupService:
         *,
         time_budget_s: float | None = None,
         checkpoint: Checkpoint | None = None,
+        first_page: FirstPage | None = None,
     ) -> StepResult:
         """Continue ``object_name`` from its checkpoint for about ``time_budget_s`` seconds.
         Idempotent after a crash: it restarts from the last committed checkpoint. ``checkpoint``:
         the caller's copy of the latest committed checkpoint (the in-process driver passes
-        ``StepResult.checkpoint`` back); ``None`` reads it from the catalog (Step Functions)."""
+        ``StepResult.checkpoint`` back); ``None`` reads it from the catalog (Step Functions).
+        ``first_page``: the object's :meth:`take_first_page`, used instead of reading only when the
+        object's read has not started and starts with the very cursor the page was read with."""
         budget = self.settings.step_seconds if time_budget_s is None else time_budget_s
         deadline = time.monotonic() + budget
         cp = checkpoint if checkpoint is not None else self._checkpoint(org, run_id, object_name)
@@ -623,7 +662,8 @@ class BackupService:
                 if phase is Phase.RECORDS and object_name.lower() in FILTERED_READS:
                     cp, status, wait = self._read_filtered(conn, run_id, cp, deadline, stats)
                 elif phase is Phase.RECORDS:
-                    cp, status, wait = self._read_records(conn, run_id, cp, deadline, stats)
+                    cp, status, wait = self._read_records(conn, run_id, cp, deadline, stats, first_page)
+                    first_page = None
                 else:
                     cp, status, wait = self._read_ids(conn, run_id, cp, deadline, stats)
                 if status is not StepStatus.DONE:
@@ -676,25 +716,40 @@ class BackupService:
         for name, schema in many(todo).items():
             self._schemas[(org, name)] = schema
 
-    def _count_and_probe(
+    def _count_and_first_pages(
         self, org: str, counted: list[Checkpoint], probed: list[Checkpoint]
-    ) -> tuple[dict[str, int], dict[str, list[tuple[str, str]]]]:
-        """``SELECT COUNT()`` of the ``counted`` objects and a change probe (the ``(Id,
-        SystemModstamp)`` rows from the delta's ``since``, ``PROBE_LIMIT`` at most) of the ``probed``
-        ones, batched in Composite calls when the source can. Whatever is missing from the answer
-        (the source cannot batch, a sub-request or the whole call failed) is simply absent: the
-        object is then read (and counted after its read) as without a probe."""
+    ) -> tuple[dict[str, int], dict[str, FirstPage]]:
+        """``SELECT COUNT()`` of the ``counted`` objects and the first page of the ``probed`` deltas'
+        reads (the very query their extract would send), batched in Composite calls when the source
+        can; only complete pages (the whole delta) are answered. Whatever is missing from the answer
+        (the source cannot batch, a sub-request or the whole call failed, the delta is more than a
+        page) is simply absent: the object is then read (and counted after its read) as usual."""
         src = self.source(org)
-        both = getattr(src, "count_and_probe_many", None)
         count_args = [(c.object_name, "IsDeleted" in c.cursor.get("fields", [])) for c in counted]
+        both = getattr(src, "count_and_first_pages", None)
         try:
             if both is not None and (counted or probed):
-                probe_args = [
-                    (c.object_name, "IsDeleted" in c.cursor.get("fields", []), str(c.cursor["since"]))
-                    for c in probed
-                ]
-                counts, probes = both(count_args, probe_args, limit=PROBE_LIMIT)
-                return dict(counts), dict(probes)
+                reads: list[tuple[str, dict[str, Any]]] = []
+                for c in probed:
+                    try:  # the extract's own start_read (a REST one makes no call)
+                        cursor = src.start_read(
+                            self._describe(org, c.object_name),
+                            list(c.cursor["fields"]),
+                            strategy="rest",
+                            where=_delta_where(c.cursor),
+                            include_deleted=True,
+                        )
+                    except SalesforceRequestError:
+                        continue  # not probed: read (and reported) by its extract as usual
+                    if cursor.get("kind") == "rest":
+                        reads.append((c.object_name, cursor))
+                counts, pages = both(count_args, reads)
+                start = dict(reads)
+                return dict(counts), {
+                    name: FirstPage(cursor=start[name], records=list(page.records))
+                    for name, page in pages.items()
+                    if page.cursor is None and name in start
+                }
             many = getattr(src, "count_many", None)
             if many is not None and counted:
                 return dict(many(count_args)), {}
@@ -732,7 +787,13 @@ class BackupService:
         return cp
 
     def _read_records(
-        self, conn: OrgConnection, run_id: str, cp: Checkpoint, deadline: float, stats: _StepStats
+        self,
+        conn: OrgConnection,
+        run_id: str,
+        cp: Checkpoint,
+        deadline: float,
+        stats: _StepStats,
+        first_page: FirstPage | None = None,
     ) -> tuple[Checkpoint, StepStatus, float]:
         org = conn.name
         src = self.source(org)
@@ -741,9 +802,17 @@ class BackupService:
         kind = ChunkKind.RECORDS if mode == "full" else ChunkKind.DELTA
         fields = list(cur["fields"])
         file_fields = list(cur.get("file_fields", []))
-        where = f"SystemModstamp >= {cur['since']}" if mode == "delta" and cur.get("since") else None
+        where = _delta_where(cur)
+        given: RecordPage | None = None  # the whole delta, read at plan time
         if cur.get("read") is None:
             cp = self._start_read(conn, cp, fields=fields, where=where)
+            if (
+                first_page is not None
+                and cp.next_seq == 0
+                and cp.records == 0
+                and cp.cursor["read"] == first_page.cursor
+            ):
+                given = RecordPage(records=list(first_page.records), cursor=None)
         buf = _Buffer()
         tombs: list[dict[str, Any]] = []
         watermark = cp.watermark
@@ -760,7 +829,10 @@ class BackupService:
         edge = _Edge(cp.cursor.get("edge", {}), self.settings.overlap_seconds)
         while True:
             try:
-                page = src.read_page(read_cursor)  # type: ignore[arg-type]
+                if given is not None:
+                    page, given = given, None
+                else:
+                    page = src.read_page(read_cursor)  # type: ignore[arg-type]
             except BulkNotSupported:
                 if cp.next_seq > cp.cursor.get("base_from_seq", 0) or buf.count:
                     raise
@@ -1175,7 +1247,7 @@ class BackupService:
     ) -> BackupResult:
         t0 = time.monotonic()
         try:
-            plan = self.start_run(org, full=full)
+            plan = self.start_run(org, full=full, first_pages=True)
         except ApiBudgetExhausted as exc:
             raise ApiBudgetExhausted(
                 f"backup of {org!r} could not start: the API allowance share is used up ({exc}); "
@@ -1205,7 +1277,13 @@ class BackupService:
                     o0 = time.monotonic()
                     cp_hint: Checkpoint | None = first.get(obj)
                     while True:
-                        res = self.extract_step(org, plan.run_id, obj, checkpoint=cp_hint)
+                        res = self.extract_step(
+                            org,
+                            plan.run_id,
+                            obj,
+                            checkpoint=cp_hint,
+                            first_page=self.take_first_page(org, plan.run_id, obj),
+                        )
                         cp_hint = res.checkpoint
                         if time.monotonic() - last_refresh > 60:  # keep the lock alive on long runs
                             self.catalog.acquire_lock(
@@ -1237,6 +1315,9 @@ class BackupService:
         except BaseException as exc:
             self.stop_run(org, plan.run_id, status=RunStatus.FAILED, message=f"{type(exc).__name__}: {exc}")
             raise
+        finally:  # pages of objects never extracted (a failure) are not kept
+            for key in [k for k in self._first_pages if k[:2] == (org, plan.run_id)]:
+                del self._first_pages[key]
         run = self.catalog.get_run(org, plan.run_id)
         return BackupResult(
             snapshot=snap,
@@ -1506,11 +1587,17 @@ def _progress_order(plan: RunPlan) -> list[str]:
     return order + [n for n in plan.objects if n not in plan.modes]
 
 
-def _unchanged(cp: Checkpoint, probe: list[tuple[str, str]] | None) -> bool:
+def _delta_where(cur: dict[str, Any]) -> str | None:
+    """The WHERE of an object's read: ``SystemModstamp >= since`` for a delta, none for a full read
+    (the plan-time first page and the extract must send the very same query)."""
+    return f"SystemModstamp >= {cur['since']}" if cur.get("mode") == "delta" and cur.get("since") else None
+
+
+def _unchanged(cp: Checkpoint, probe: list[dict[str, Any]] | None) -> bool:
     """True only when the change probe proves the object has nothing to read since the parent:
-    a count-checked delta (not being reconciled) with a parent edge, whose probe answered with fewer
-    rows than ``PROBE_LIMIT``, every row being a record the parent read in that very version (same
-    Id and SystemModstamp in its edge), and whose batched COUNT() equals the parent's count.
+    a count-checked delta (not being reconciled) with a parent edge, whose whole delta (``probe``:
+    the complete first page of its read) holds only records the parent read in that very version
+    (same Id and SystemModstamp in its edge), and whose batched COUNT() equals the parent's count.
     Anything else is a change or a doubt, and a doubt is read: a late commit inside the overlap
     window or a deletion (a queryAll row with a new stamp) is a row outside the edge; a purge or a
     hard delete moves the count."""
@@ -1523,12 +1610,12 @@ def _unchanged(cp: Checkpoint, probe: list[tuple[str, str]] | None) -> bool:
         or cur.get("reconcile")
         or not isinstance(edge, dict)
         or not edge
-        or len(probe) >= PROBE_LIMIT
+        or len(probe) > len(edge)
         or cur.get("prev_records") is None
         or cur.get("sf_count") != cur.get("prev_records")
     ):
         return False
-    return all(edge.get(rid) == stamp for rid, stamp in probe)
+    return all(isinstance(r.get("Id"), str) and edge.get(r["Id"]) == r.get("SystemModstamp") for r in probe)
 
 
 def _finished_unchanged(cp: Checkpoint) -> Checkpoint:

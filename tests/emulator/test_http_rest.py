@@ -398,6 +398,48 @@ def test_composite_with_reference_ids(sf, emu, session):
     assert sf.Account.get(parent_id)["Name"] == "Composite Parent"
 
 
+def test_composite_refuses_more_than_five_query_operations(sf, emu, session, paging_leads):
+    """Salesforce allows 25 sub-requests of which at most 5 query operations (Query, QueryAll, query
+    more): six are refused as a whole, before any sub-request runs, and the call still counts."""
+    count = "/services/data/v59.0/query?q=SELECT+COUNT()+FROM+Account"
+    describe = "/services/data/v59.0/sobjects/Account/describe"
+    create = {
+        "method": "POST",
+        "url": "/services/data/v59.0/sobjects/Account",
+        "referenceId": "new",
+        "body": {"Name": "Never created by a refused composite"},
+    }
+    five = [{"method": "GET", "url": count, "referenceId": f"q{i}"} for i in range(5)]
+    describes = [{"method": "GET", "url": describe, "referenceId": f"d{i}"} for i in range(20)]
+    ok = sf.restful("composite", method="POST", json={"compositeRequest": five + describes})[
+        "compositeResponse"
+    ]
+    assert [r["httpStatusCode"] for r in ok] == [200] * 25, "5 queries + 20 describes is within the limits"
+    live = sf.query("SELECT COUNT() FROM Account")["totalSize"]
+    assert {r["body"]["totalSize"] for r in ok[:5]} == {live}
+
+    sixth_kinds = {
+        "queryAll": "/services/data/v59.0/queryAll?q=SELECT+Id+FROM+Account",
+        "query more": sf.query(PAGE_SOQL)["nextRecordsUrl"],
+    }
+    for kind, url in sixth_kinds.items():
+        used = emu.usage.used
+        subs = [create, *five, {"method": "GET", "url": url, "referenceId": "sixth"}]
+        resp = session.post(f"{api(emu)}/composite", json={"compositeRequest": subs}, headers=auth(emu))
+        assert resp.status_code == 200, kind
+        [refusal] = resp.json()["compositeResponse"]
+        assert refusal["httpStatusCode"] == 400 and refusal["referenceId"] is None, kind
+        assert refusal["body"][0]["errorCode"] == "LIMIT_EXCEEDED", kind
+        assert "5 query operations" in refusal["body"][0]["message"], kind
+        assert emu.usage.used == used + 1, "a refused composite is still one API call"
+    assert (
+        sf.query("SELECT COUNT() FROM Account WHERE Name = 'Never created by a refused composite'")[
+            "totalSize"
+        ]
+        == 0
+    ), "nothing of a refused composite runs"
+
+
 def test_external_id_values_with_a_slash_stay_one_segment(sf, emu, session):
     url = f"{api(emu)}/sobjects/Account/External_Id__c/EXT%2FSLASH%2F1"
     resp = session.patch(url, json={"Name": "Slashed"}, headers=auth(emu))

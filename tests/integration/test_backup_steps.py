@@ -168,7 +168,7 @@ def test_a_purge_is_seen_by_the_next_incremental_between_reconciliations(tmp_pat
     # (ContentDocumentLink is always read in full: it cannot be queried without an Id filter)
     assert {c.object_name for c in _run_chunks(app, quiet.snapshot.snapshot_id)} == {"ContentDocumentLink"}
     delta_objects = len(app.catalog.list_checkpoints(ORG, quiet.snapshot.snapshot_id))
-    # one delta read per object; describes and COUNT()s go 25 to a Composite call
+    # at most one delta read per object; describes go 25 to a Composite call, COUNT()s and probes 5
     assert quiet.api_calls <= delta_objects + 8, (quiet.api_calls, delta_objects)
     assert_identical(app, emu)
 
@@ -205,30 +205,60 @@ def test_batched_describes_and_counts_equal_the_single_calls(tmp_path, emulator)
         assert counts[name] == src.count_records(name, query_all=name != "Lead")
 
 
-def test_batched_probes_answer_like_the_queries_they_stand_for(tmp_path, emulator):
-    from orgvault.errors import SalesforceRequestError
-
+def test_batched_counts_go_five_to_a_composite_call(tmp_path, emulator):
+    """Salesforce refuses a Composite call with more than 5 query sub-requests: 24 COUNT()s take
+    ceil(24 / 5) = 5 calls, every one answered (none refused), each equal to the count alone."""
     app = make_app(tmp_path)
     conn = connect(app, emulator)
     src = app.source_for(app.catalog.get_org(ORG) if conn is None else conn)
-    since = "2000-01-01T00:00:00Z"  # everything: the LIMIT decides
+    names = sorted(
+        o["name"]
+        for o in emulator.org.describe_global()["sobjects"]
+        if o["queryable"] and o["name"] not in ("ContentDocumentLink", "RecentlyViewed")
+    )[:24]
+    assert len(names) == 24
+    objects = [(name, name in ("Account", "Task", "Event")) for name in names]
     calls0 = src.calls
-    counts, probes = src.count_and_probe_many(
-        [("Account", True)],
-        [("Account", True, since), ("Lead", False, since), ("NoSuchObject__c", False, since)],
-        limit=5,
+    counts = src.count_many(objects)
+    assert src.calls - calls0 == 5
+    singles = {name: src.count_records(name, query_all=query_all) for name, query_all in objects}
+    assert counts == singles
+    assert counts["Account"] == len(list(emulator.org.true_records("Account", include_blobs=False)))
+
+
+def test_batched_first_pages_are_the_pages_the_reads_would_return(tmp_path, fresh_emulator):
+    from orgvault.errors import SalesforceRequestError
+
+    emulator = fresh_emulator(scale=1500, seed=3)
+    app = make_app(tmp_path)
+    conn = connect(app, emulator)
+    src = app.source_for(app.catalog.get_org(ORG) if conn is None else conn)
+    src.rest_batch_size = 200  # Contact has more than a page: its answer continues
+    where = "SystemModstamp >= 2000-01-01T00:00:00Z"  # everything
+    cursors = {}
+    for name in ("Account", "Lead", "Contact"):
+        schema = src.describe(name)
+        fields = [f.name for f in schema.fields if f.type not in ("address", "location", "base64")][:12]
+        cursors[name] = src.start_read(schema, fields, strategy="rest", where=where, include_deleted=True)
+    missing = {**cursors["Lead"], "object": "NoSuchObject__c", "soql": "SELECT Id FROM NoSuchObject__c"}
+    calls0 = src.calls
+    counts, pages = src.count_and_first_pages(
+        [("Account", True)], [*cursors.items(), ("NoSuchObject__c", missing)]
     )
-    assert src.calls - calls0 == 1, "counts and probes share one Composite call"
+    assert src.calls - calls0 == 1, "counts and first pages share one Composite call"
     assert counts == {"Account": src.count_records("Account", query_all=True)}
-    assert "NoSuchObject__c" not in probes  # a failed sub-request is absent, never "no rows"
-    truth = sorted(
-        (r["Id"], r["SystemModstamp"]) for r in emulator.org.true_records("Account", include_blobs=False)
-    )
-    assert len(probes["Account"]) == 5 and len(probes["Lead"]) == 5
-    stamps = [s for _, s in probes["Account"]]
-    assert stamps == sorted(stamps), "oldest first (ORDER BY SystemModstamp)"
-    assert all(s.endswith("+0000") and len(s) == 28 for s in stamps), "canonical form, as the edge keeps it"
-    assert {i for i, _ in probes["Account"]} <= {i for i, _ in truth}
+    assert "NoSuchObject__c" not in pages  # a failed sub-request is absent, never "no rows"
+    for name, cursor in cursors.items():
+        alone = src.read_page(cursor)
+        assert pages[name].records == alone.records, name
+        assert (pages[name].cursor is None) == (alone.cursor is None), name
+    assert pages["Lead"].cursor is None and len(pages["Lead"].records) < 200
+    assert pages["Contact"].cursor is not None and len(pages["Contact"].records) == 200
+    second = src.read_page(pages["Contact"].cursor)  # the batched page's continuation goes on reading
+    assert second.records and not {r["Id"] for r in second.records} & {
+        r["Id"] for r in pages["Contact"].records
+    }
+    calls1 = src.calls
     with pytest.raises(SalesforceRequestError):
-        src.count_and_probe_many([], [("Account", True, "2000-01-01 OR Name != null")])
-    assert src.calls - calls0 == 2  # the count_records above; the bad probe made no call
+        src.count_and_first_pages([], [("Contact", pages["Contact"].cursor)])  # not an unread cursor
+    assert src.calls == calls1, "a bad cursor makes no call"

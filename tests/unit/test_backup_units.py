@@ -7,6 +7,8 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from orgvault import cli
 from orgvault.errors import (
@@ -267,20 +269,33 @@ def _probed_checkpoint(**cursor: object) -> object:
     )
 
 
+def _rows(*pairs: tuple[str, str]) -> list[dict[str, object]]:
+    """A probe answer: the delta's records (every backup field), here only Id, stamp and a name."""
+    return [{"Id": rid, "SystemModstamp": stamp, "Name": "n"} for rid, stamp in pairs]
+
+
 @pytest.mark.parametrize(
     ("cursor", "probe", "why"),
     [
         ({}, None, "the probe failed or was not made"),
-        ({}, [("001A", _S1), ("001B", _S2), ("001C", _S1)], "a row the parent never read (a late commit)"),
-        ({}, [("001A", _S1), ("001B", "2026-01-01T10:01:00.000+0000")], "a newer version (update, delete)"),
-        ({}, [("001A", _S1)] * 201, "the LIMIT was hit: more rows than the parent edge can hold"),
-        ({"sf_count": 9}, [("001A", _S1)], "the count moved (a purge)"),
-        ({"sf_count": None}, [("001A", _S1)], "no count"),
+        (
+            {},
+            _rows(("001A", _S1), ("001B", _S2), ("001C", _S1)),
+            "a row the parent never read (a late commit)",
+        ),
+        (
+            {},
+            _rows(("001A", _S1), ("001B", "2026-01-01T10:01:00.000+0000")),
+            "a newer version (update, delete)",
+        ),
+        ({}, _rows(("001A", _S1)) * 3, "more rows than the parent edge holds"),
+        ({"sf_count": 9}, _rows(("001A", _S1)), "the count moved (a purge)"),
+        ({"sf_count": None}, _rows(("001A", _S1)), "no count"),
         ({"parent_edge": None}, [], "the parent kept no edge"),
         ({"parent_edge": {}}, [], "an empty edge"),
-        ({"reconcile": True}, [("001A", _S1)], "a reconciliation is due"),
-        ({"count_check": False}, [("001A", _S1)], "not count-checked"),
-        ({"mode": "full"}, [("001A", _S1)], "a full read"),
+        ({"reconcile": True}, _rows(("001A", _S1)), "a reconciliation is due"),
+        ({"count_check": False}, _rows(("001A", _S1)), "not count-checked"),
+        ({"mode": "full"}, _rows(("001A", _S1)), "a full read"),
     ],
 )
 def test_an_object_is_only_unchanged_when_the_probe_proves_it(cursor, probe, why):
@@ -294,10 +309,21 @@ def test_an_unchanged_object_is_finished_as_a_delta_that_found_only_the_parents_
     from orgvault.services.backup import _finished_unchanged, _unchanged
 
     cp = _probed_checkpoint()
-    assert _unchanged(cp, [("001A", _S1), ("001B", _S2)]) and _unchanged(cp, [])
+    assert _unchanged(cp, _rows(("001A", _S1), ("001B", _S2))) and _unchanged(cp, [])
     done = _finished_unchanged(cp)
     assert done.state is ObjectState.DONE and done.next_seq == 0 and done.records == 0
     assert done.watermark == cp.watermark  # the parent's watermark, unchanged
     assert done.cursor["edge"] == cp.cursor["parent_edge"]  # what the next run compares with
     assert done.cursor["live_count"] == 10 and done.cursor["phase"] == "done"
     assert done.cursor["new_records"] == done.cursor["gone_records"] == 0
+
+
+@given(st.lists(st.sampled_from(["/query?q=x", "/queryAll?q=x", "/query/01gX-2000", "/sobjects/A/describe"])))
+def test_composite_batches_respect_salesforce_limits_in_the_fewest_calls(paths):
+    from orgvault.adapters.salesforce_backup import _composite_batches
+
+    batches = _composite_batches(paths)
+    queries = sum(1 for p in paths if not p.startswith("/sobjects"))
+    assert sorted(i for b in batches for i in b) == list(range(len(paths))), "every path once"
+    assert all(len(b) <= 25 and sum(not paths[i].startswith("/sobjects") for i in b) <= 5 for b in batches)
+    assert len(batches) == max(-(-queries // 5), -(-len(paths) // 25))
