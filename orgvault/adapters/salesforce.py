@@ -452,6 +452,10 @@ class SimpleSalesforceSource:
         if strategy == "rest" and schema.name.lower() in FILTER_REQUIRED:
             parent, key = FILTER_REQUIRED[schema.name.lower()]
             _check_name(key, "field")
+            if where and re.match(rf"\s*\(?\s*{key}\s+(IN\s*\(|=)", where, re.IGNORECASE):
+                # the caller already filters by the key (batches of parent ids): what Salesforce
+                # requires is met; wrapping it again would re-read the parent for every batch
+                return {**base, "kind": "rest", "soql": query, "next": None}
             return {
                 **base,
                 "kind": "filtered",

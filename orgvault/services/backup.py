@@ -48,10 +48,11 @@ Contracts:
   outside the edge (an update, a delete, a late commit inside the window), a different count (a
   purge) — and the object is read as usual.
 - **First pages (local runs).** ``run_backup`` plans with ``first_pages``: every delta's first page
-  is read that way, and a complete one that is not "unchanged" is kept in memory and handed to the
-  object's first extract step, which uses it instead of reading only when its read starts with the
-  very cursor the page was read with (else it reads as usual). A small delta then costs a fifth of a
-  Composite call instead of a call. Step Functions plans without it (the extract runs elsewhere)
+  is read that way, and one that is not "unchanged" is kept in memory and handed to the object's
+  first extract step, which uses it instead of reading only when its read starts with the very
+  cursor the page was read with (else it reads as usual), and goes on from the page's continuation
+  (a delta longer than a page). A small delta then costs a fifth of a Composite call instead of a
+  call. Step Functions plans without it (the extract runs elsewhere)
   and reads changed objects as before.
 - **Parent-filtered objects.** ``ContentDocumentLink`` cannot be queried without an Id filter: it is
   read in ``ContentDocumentId IN (...)`` batches of ``FILTER_BATCH`` over all ContentDocument Ids, in
@@ -317,13 +318,15 @@ def soql_datetime(when: datetime) -> str:
 
 @dataclass(frozen=True)
 class FirstPage:
-    """An object's whole delta, read at plan time as the first page of its delta read (batched with
-    the other objects' in Composite calls) and found complete (``done``). ``cursor`` is the REST
-    read cursor it was read with: the extract uses ``records`` instead of reading only when its own
-    read starts with an equal cursor. Plain data, picklable (a worker process may receive it)."""
+    """The first page of an object's delta read, read at plan time (batched with the other objects'
+    in Composite calls). ``cursor`` is the REST read cursor it was read with: the extract uses
+    ``records`` instead of reading only when its own read starts with an equal cursor, and goes on
+    from ``next`` (the page's continuation; None: this page is the whole delta). Plain data,
+    picklable (a worker process may receive it)."""
 
     cursor: dict[str, Any]
     records: list[dict[str, Any]]
+    next: dict[str, Any] | None = None
 
 
 class BackupService:
@@ -356,7 +359,7 @@ class BackupService:
         self.extract_pool = extract_pool
         self._sources: dict[str, SalesforceSource] = {}
         self._schemas: dict[tuple[str, str], ObjectSchema] = {}
-        # (org, run id, object) → its whole delta read at plan time (``start_run(first_pages=True)``)
+        # (org, run id, object) → its delta's first page read at plan time (``start_run(first_pages=True)``)
         self._first_pages: dict[tuple[str, str, str], FirstPage] = {}
 
     # --- helpers -----------------------------------------------------------------------------
@@ -449,7 +452,7 @@ class BackupService:
         )
 
     def take_first_page(self, org: str, run_id: str, object_name: str) -> FirstPage | None:
-        """The object's whole delta as read at plan time (see ``start_run(first_pages=True)``), once:
+        """The object's delta's first page as read at plan time (see ``start_run(first_pages=True)``), once:
         it is forgotten here when taken. None when there is none (not a delta, not complete in one
         page, found unchanged, or planned by another process)."""
         return self._first_pages.pop((org, run_id, object_name), None)
@@ -575,7 +578,7 @@ class BackupService:
             if cp.object_name in counts:
                 cp = replace(cp, cursor={**cp.cursor, "sf_count": counts[cp.object_name]})
             page = pages.get(cp.object_name)
-            if _unchanged(cp, page.records if page else None):
+            if _unchanged(cp, page.records if page is not None and page.next is None else None):
                 cp = _finished_unchanged(cp)
                 unchanged.append(cp.object_name)
             elif page is not None and first_pages:
@@ -721,9 +724,9 @@ class BackupService:
     ) -> tuple[dict[str, int], dict[str, FirstPage]]:
         """``SELECT COUNT()`` of the ``counted`` objects and the first page of the ``probed`` deltas'
         reads (the very query their extract would send), batched in Composite calls when the source
-        can; only complete pages (the whole delta) are answered. Whatever is missing from the answer
-        (the source cannot batch, a sub-request or the whole call failed, the delta is more than a
-        page) is simply absent: the object is then read (and counted after its read) as usual."""
+        can, each with its continuation (``next``) when the delta is longer. Whatever is missing from
+        the answer (the source cannot batch, a sub-request or the whole call failed) is simply absent:
+        the object is then read (and counted after its read) as usual."""
         src = self.source(org)
         count_args = [(c.object_name, "IsDeleted" in c.cursor.get("fields", [])) for c in counted]
         both = getattr(src, "count_and_first_pages", None)
@@ -746,9 +749,9 @@ class BackupService:
                 counts, pages = both(count_args, reads)
                 start = dict(reads)
                 return dict(counts), {
-                    name: FirstPage(cursor=start[name], records=list(page.records))
+                    name: FirstPage(cursor=start[name], records=list(page.records), next=page.cursor)
                     for name, page in pages.items()
-                    if page.cursor is None and name in start
+                    if name in start
                 }
             many = getattr(src, "count_many", None)
             if many is not None and counted:
@@ -803,7 +806,7 @@ class BackupService:
         fields = list(cur["fields"])
         file_fields = list(cur.get("file_fields", []))
         where = _delta_where(cur)
-        given: RecordPage | None = None  # the whole delta, read at plan time
+        given: RecordPage | None = None  # the delta's first page, read at plan time
         if cur.get("read") is None:
             cp = self._start_read(conn, cp, fields=fields, where=where)
             if (
@@ -812,7 +815,7 @@ class BackupService:
                 and cp.records == 0
                 and cp.cursor["read"] == first_page.cursor
             ):
-                given = RecordPage(records=list(first_page.records), cursor=None)
+                given = RecordPage(records=list(first_page.records), cursor=first_page.next)
         buf = _Buffer()
         tombs: list[dict[str, Any]] = []
         watermark = cp.watermark

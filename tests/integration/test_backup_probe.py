@@ -272,6 +272,23 @@ def test_a_local_incremental_takes_whole_deltas_from_the_batched_first_pages(wor
     assert_identical(app, emu)
 
 
+def test_a_long_delta_goes_on_from_the_batched_first_page(world):
+    """A delta longer than a page: its first page comes from the Composite call, the rest through
+    that page's continuation (query more); page one is never read a second time."""
+    app, emu, requests = world
+    for i in range(450):  # three pages of 200
+        emu.org.create("Contact", {"LastName": f"Long delta {i}"})
+    emu.org.clock.advance(60)
+
+    result = app.backup_service().run_backup(ORG)
+
+    assert _delta_queries(requests) == [], "page one came from the Composite call"
+    more = [p for m, p, q in requests.log if m == "GET" and re.search(r"/query(All)?/[^/]+$", p)]
+    assert len(more) == 2, requests.log
+    assert result.records_read >= 450
+    assert_identical(app, emu)
+
+
 def test_a_first_page_for_another_read_is_not_used(world):
     """The hand-over is guarded: a page read with another cursor (another query) is ignored and the
     object is read as usual, so a stale or misrouted page can never stand in for the delta."""

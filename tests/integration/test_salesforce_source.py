@@ -683,6 +683,27 @@ def test_objects_that_need_a_parent_filter_are_read_in_batches_of_parent_ids(
     assert [r["Id"] for r in filtered] == [some["Id"]]
 
 
+def test_a_read_already_filtered_by_parent_ids_is_one_query_per_page(
+    emulator: Any, emulator_source: Callable[..., Any]
+) -> None:
+    """The backup batches ContentDocumentLink by ContentDocumentId itself: such a read is sent as
+    it is (one query), not wrapped in another pass over every parent id (which cost a read of all
+    parent ids plus one query per batch, for every batch: quadratic in the number of files)."""
+    src = emulator_source(emulator, rest_batch_size=None)
+    schema, plan = plan_of(src, "ContentDocumentLink")
+    docs = [d["Id"] for d in emulator.org.true_records("ContentDocument", include_deleted=True)][:3]
+    where = "ContentDocumentId IN (" + ", ".join(f"'{d}'" for d in docs) + ")"
+    before = src.calls
+    records, _ = read_all(src, schema, plan, "rest", where=where)
+    assert src.calls - before == 1
+    want = [
+        r
+        for r in emulator.org.true_records("ContentDocumentLink", include_deleted=True)
+        if r["ContentDocumentId"] in docs
+    ]
+    assert sorted(r["Id"] for r in records) == sorted(r["Id"] for r in want) and want
+
+
 # --- prefetch of the next Bulk page ------------------------------------------------------------
 
 
