@@ -34,6 +34,7 @@ from orgvault.ports import ObjectSchema, RecordPage
 
 COMPOSITE_MAX = 25  # sub-requests in one Composite call
 COMPOSITE_MAX_QUERIES = 5  # of which Query / QueryAll / query-more (Salesforce refuses more)
+FIRST_PAGE_RECORDS = 200  # batch size of the first pages read at plan time (Salesforce's minimum)
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 
@@ -101,9 +102,10 @@ class BackupSalesforceSource(SimpleSalesforceSource):
         """``count_records`` of each ``(object_name, query_all)`` in ``counts`` and the first page
         of each ``(object_name, cursor)`` in ``reads``, in Composite calls (5 queries a call; one API
         call each). ``cursor`` is a REST read cursor as ``start_read(..., strategy="rest")`` returns
-        it (no call made yet); its page is exactly what ``read_page(cursor)`` would return at that
-        moment — same query, same batch size, same record mapping — with its continuation cursor
-        when the answer is not ``done``.
+        it (no call made yet); its page is what ``read_page(cursor)`` would return at that moment —
+        same query, same record mapping — but at most ``FIRST_PAGE_RECORDS`` records (Salesforce's
+        smallest batch size: a planning step holding the first pages of many objects stays small),
+        with its continuation cursor when the answer is not ``done``.
 
         An object whose sub-request failed or whose answer is malformed is absent from its dict:
         the caller must then treat it as unknown (and read it as usual). Raises
@@ -114,9 +116,8 @@ class BackupSalesforceSource(SimpleSalesforceSource):
             _check_object(name)
             soql = f"SELECT COUNT() FROM {name}" + (" WHERE IsDeleted = false" if query_all else "")
             paths.append((f"/{'queryAll' if query_all else 'query'}?q={quote(soql)}", {}))
-        headers = (
-            {"Sforce-Query-Options": f"batchSize={self.rest_batch_size}"} if self.rest_batch_size else {}
-        )
+        batch = min(self.rest_batch_size or FIRST_PAGE_RECORDS, FIRST_PAGE_RECORDS)
+        headers = {"Sforce-Query-Options": f"batchSize={batch}"}
         for name, cursor in reads:
             _check_object(name)
             if cursor.get("kind") != "rest" or cursor.get("next") or cursor.get("object") != name:

@@ -112,6 +112,9 @@ MAX_READ_RESTARTS = 3
 # read them as batches of ``fk IN (parent ids)`` over all parent ids, always in full (small objects).
 FILTERED_READS: dict[str, tuple[str, str]] = {"contentdocumentlink": ("ContentDocumentId", "ContentDocument")}
 FILTER_BATCH = 200
+# Objects whose delta's first page is read at plan time (the rest are read as usual): with pages of at
+# most 200 records (adapters/salesforce_backup.py FIRST_PAGE_RECORDS), planning holds ≤ 10,000 records.
+FIRST_PAGES_MAX = 50
 SourceFactory = Callable[[OrgConnection], SalesforceSource]
 
 
@@ -569,7 +572,7 @@ class BackupService:
             for c in checkpoints
             if c.cursor.get("mode") == "delta"
             and (first_pages or (c.cursor.get("count_check") and c.cursor.get("parent_edge")))
-        ]
+        ][:FIRST_PAGES_MAX]  # memory: at most this many first pages (of ≤ 200 records) at once
         counts, pages = self._count_and_first_pages(
             org, [c for c in checkpoints if c.cursor.get("count_check")], probed
         )

@@ -289,6 +289,23 @@ def test_a_long_delta_goes_on_from_the_batched_first_page(world):
     assert_identical(app, emu)
 
 
+def test_first_pages_are_read_for_a_bounded_number_of_objects(world, monkeypatch):
+    """Planning holds at most FIRST_PAGES_MAX first pages: the other changed objects are read by
+    their own delta query, and nothing is missed."""
+    from orgvault.services import backup as backup_module
+
+    monkeypatch.setattr(backup_module, "FIRST_PAGES_MAX", 1)
+    app, emu, requests = world
+    emu.org.update("Account", _a_record(emu, "Account")["Id"], {"Name": "Beyond the first-page cap"})
+    emu.org.update("Contact", _a_record(emu, "Contact")["Id"], {"LastName": "Beyond the cap too"})
+    emu.org.clock.advance(60)
+
+    app.backup_service().run_backup(ORG)
+
+    assert len(_delta_queries(requests)) >= 1, "objects past the cap are read as usual"
+    assert_identical(app, emu)
+
+
 def test_a_first_page_for_another_read_is_not_used(world):
     """The hand-over is guarded: a page read with another cursor (another query) is ignored and the
     object is read as usual, so a stale or misrouted page can never stand in for the delta."""
