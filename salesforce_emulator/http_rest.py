@@ -5,7 +5,7 @@ Contract highlights (see the reference doc for the Salesforce behaviour they cop
   ``/services/data/vNN.N/query/{locator}-{offset}`` (also for queryAll), the same page can be requested
   again, and a locator older than ``locator_ttl_seconds`` (org clock) or unknown is
   ``400 INVALID_QUERY_LOCATOR``. Page size: 2000, or ``Sforce-Query-Options: batchSize=N`` clamped to
-  200..2000.
+  200..2000, on the query or on any "query more" request (without the header, the query's size).
 - sObject Collections (≤ 200 records) answer per record in request order; with ``allOrNone`` a failure
   rolls the others back (best effort: creates are purged, updates re-applied, deletes undeleted).
 - composite (≤ 25 sub-requests) substitutes ``@{referenceId.path}`` in URLs and bodies. At most
@@ -402,11 +402,14 @@ class RestApi:
                 cursor = None
         if cursor is None or not offset_text.isdigit() or int(offset_text) not in cursor.afters:
             raise SalesforceError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-        return self._page(cursor, int(offset_text), version)
+        # the batch size hint applies to "query more" too (Salesforce's QueryOptions: query and
+        # queryMore); without one, the page size of the query that made the locator
+        size = self._batch_size(req, cursor.query) if req.header("Sforce-Query-Options") else None
+        return self._page(cursor, int(offset_text), version, size=size)
 
-    def _page(self, cursor: _Cursor, offset: int, version: str) -> Reply:
+    def _page(self, cursor: _Cursor, offset: int, version: str, *, size: int | None = None) -> Reply:
         org, q = self.org, cursor.query
-        size = cursor.batch
+        size = cursor.batch if size is None else size
         if cursor.limit is not None:
             size = min(size, max(0, cursor.limit - offset))
         rows: list[Any] = []

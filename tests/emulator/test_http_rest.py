@@ -137,6 +137,20 @@ def test_query_batch_size_option_and_same_page_twice(emu, session, paging_leads)
     assert len(tiny["records"]) == 200  # clamped to the documented minimum
 
 
+def test_query_more_takes_its_own_batch_size_hint(emu, session, paging_leads):
+    """A small first page, then bigger ones: the hint on a "query more" request sets that page."""
+    small = {**auth(emu), "Sforce-Query-Options": "batchSize=200"}
+    first = session.get(f"{api(emu)}/query", params={"q": PAGE_SOQL}, headers=small).json()
+    assert len(first["records"]) == 200
+    url = emu.facts.instance_url + first["nextRecordsUrl"]
+    big = session.get(url, headers={**auth(emu), "Sforce-Query-Options": "batchSize=2000"}).json()
+    assert len(big["records"]) == 1801 and big["done"]
+    again = session.get(url, headers=auth(emu)).json()  # no hint: the query's own size
+    assert len(again["records"]) == 200
+    seen = [r["Id"] for r in first["records"] + big["records"]]
+    assert len(set(seen)) == 2001
+
+
 def test_locator_expires_with_the_org_clock(emu, session, paging_leads):
     first = session.get(f"{api(emu)}/query", params={"q": PAGE_SOQL}, headers=auth(emu)).json()
     url = emu.facts.instance_url + first["nextRecordsUrl"]
