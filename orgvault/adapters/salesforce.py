@@ -348,6 +348,7 @@ class SimpleSalesforceSource:
         self._sf: Salesforce | None = None
         self._usage: ApiUsage | None = None
         self.calls = 0  # requests sent to the REST/Bulk API (retries included)
+        self._calls_lock = threading.Lock()  # calls may be sent from several threads (Composite batches)
         self.logins = 0
         self.retries = 0
         self.prefetch_pages = prefetch_pages
@@ -702,7 +703,8 @@ class SimpleSalesforceSource:
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "text/csv"}
         session, timeout = self._session, self.timeout
         future: Future[tuple[str | None, str | None, bytes] | None] = Future()
-        self.calls += 1
+        with self._calls_lock:
+            self.calls += 1
 
         def fetch() -> None:
             try:
@@ -1020,7 +1022,8 @@ class SimpleSalesforceSource:
             self._ensure_login()
             self._check_budget()
             attempt += 1
-            self.calls += 1
+            with self._calls_lock:
+                self.calls += 1
             hdrs = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
             if headers:
                 hdrs.update(headers)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, urlparse
 
@@ -34,6 +35,7 @@ from orgvault.ports import ObjectSchema, RecordPage
 
 COMPOSITE_MAX = 25  # sub-requests in one Composite call
 COMPOSITE_MAX_QUERIES = 5  # of which Query / QueryAll / query-more (Salesforce refuses more)
+COMPOSITE_PARALLEL = 3  # Composite calls in flight at once (planning an incremental)
 FIRST_PAGE_RECORDS = 200  # batch size of the first pages read at plan time (Salesforce's minimum)
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
@@ -73,7 +75,8 @@ class BackupSalesforceSource(SimpleSalesforceSource):
         gets status 0."""
         base = urlparse(self.data_url).path
         out: list[tuple[int, Any]] = [(0, None)] * len(paths)
-        for batch in _composite_batches(paths):
+
+        def call(batch: list[int]) -> None:
             subs = [
                 {"method": "GET", "url": f"{base}{paths[i]}", "referenceId": f"r{i}"}
                 | ({"httpHeaders": headers[i]} if headers and headers[i] else {})
@@ -88,6 +91,20 @@ class BackupSalesforceSource(SimpleSalesforceSource):
             for i in batch:
                 a = answers.get(f"r{i}") or {}
                 out[i] = (int(a.get("httpStatusCode") or 0), a.get("body"))
+
+        batches = _composite_batches(paths)
+        if len(batches) < 2:
+            for batch in batches:
+                call(batch)
+            return out
+        self._ensure_login()  # once, before the calls go out together
+        # A few calls at once: Salesforce answers them in parallel (well under its limit of
+        # concurrent long-running requests); the first error is raised once all have ended.
+        with ThreadPoolExecutor(
+            max_workers=COMPOSITE_PARALLEL, thread_name_prefix="orgvault-composite"
+        ) as ex:
+            for future in [ex.submit(call, b) for b in batches]:
+                future.result()
         return out
 
     def count_many(self, objects: Sequence[tuple[str, bool]]) -> dict[str, int]:
