@@ -14,8 +14,9 @@ checks an incremental run makes.
 - ``count_and_first_pages``: the counts above plus, per object, the *first page of its delta read*
   (the very query ``read_page`` would send for a REST read cursor) in the same Composite calls. The
   backup engine compares its rows with what the parent run read near its watermark to skip objects
-  that did not change, and hands a complete page to the object's extract so that it is not read
-  again (see ``orgvault.services.backup``).
+  that did not change, and hands the page to the object's extract so that it is not read again
+  (see ``orgvault.services.backup``). First pages are at most ``FIRST_PAGE_RECORDS`` records; the
+  calls of one plan go out ``COMPOSITE_PARALLEL`` at a time.
 
 Errors are translated as by the base class (``SalesforceRequestError`` for an object that cannot
 be counted). In the ``*_many`` answers an object whose sub-request failed is simply absent.
