@@ -54,12 +54,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 BACKUP_SETTINGS = """settings (environment):
-  ORGVAULT_WORKERS           objects extracted at once, each in its own worker process (2;
-                             1 = one after another in this process)
+  ORGVAULT_WORKERS           objects a full backup extracts at once, each in its own worker
+                             process (2; 1 = one after another in this process)
   ORGVAULT_BUDGET_SHARE      stop cleanly once this share of the daily API allowance is used (0.8)
   ORGVAULT_OVERLAP_SECONDS   incremental overlap window before the watermark (300)
   ORGVAULT_RECONCILE_EVERY   read all Ids (hard deletes, purges) every N incrementals (7; 1 = always)
-  ORGVAULT_CHUNK_RECORDS / ORGVAULT_CHUNK_BYTES   chunk bounds (20000 / 8 MiB; also the Bulk page)
+  ORGVAULT_CHUNK_RECORDS / ORGVAULT_CHUNK_BYTES   chunk bounds (20000 / 8 MiB)
+  ORGVAULT_PAGE_RECORDS      records per Bulk results page held in memory (5000)
   ORGVAULT_ONLY / ORGVAULT_INCLUDE / ORGVAULT_EXCLUDE   comma-separated object names or patterns
 """
 

@@ -17,7 +17,7 @@ Environment variables (all optional):
   at once (one page read, the next one downloading); a chunk gathers pages up to its bounds.
 - ``ORGVAULT_STEP_SECONDS``    time budget of one extract step (local default 3600; Lambda ~600).
 - ``ORGVAULT_INCLUDE`` / ``ORGVAULT_EXCLUDE``  comma-separated object names.
-- ``ORGVAULT_WORKERS``         local mode: objects extracted at once, each in its own worker process (2;
+- ``ORGVAULT_WORKERS``         local mode: objects a full backup extracts at once, each in its own worker process (2;
   1 = one after another in the backup process itself).
 - AWS mode: ``ORGVAULT_BUCKET``, ``ORGVAULT_TABLE``; ``ORGVAULT_VAULT_KMS_KEY`` (SSE-KMS key of the
   vault bucket), ``ORGVAULT_LOCK_MODE`` / ``ORGVAULT_LOCK_DAYS`` (S3 Object Lock on every put).
