@@ -1263,11 +1263,7 @@ class BackupService:
         last_refresh = time.monotonic()
         worker_calls = 0  # API calls made by worker processes (the parent's source counts its own)
         try:
-            if self._parallel(plan):
-                if progress:  # objects the probe found unchanged: done at plan time
-                    for obj in _progress_order(plan):
-                        if obj in plan.unchanged and obj not in plan.objects:
-                            progress(ObjectProgress(obj, done=True))
+            if self._parallel(plan):  # full runs only: no object was finished at plan time
                 worker_calls = self._extract_parallel(org, plan, totals, progress)
             else:
                 # One catalog read for every object's first step (this process holds the run's lock:
