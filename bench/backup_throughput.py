@@ -10,7 +10,11 @@ For each scale, in one run against one emulator org (served in this process):
 2. **full backup** — ``orgvault backup`` in a child process (so its peak RSS is its own, not the
    emulator's): records/s, MB/s (uncompressed record bytes), API calls, peak RSS;
 3. **incremental at 1 % change** — ``activity.mutate(update_share=0.01)`` then an incremental, same
-   measurements; its time and API calls as a share of the full run's.
+   measurements; its time and API calls as a share of the full run's;
+4. **the incremental's floor** — a minimal client replays the incremental's own API calls (recorded
+   by the child, with every query continuation followed to the end), one at a time and doing nothing
+   with the answers: the time the emulator alone needs to answer what any incremental of this change
+   must ask. No incremental can be faster than this against this emulator.
 
 Prints a table and writes ``bench/out/backup.json``. API calls per 1M records are extrapolated
 linearly from the measured run (labelled as such).
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -28,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +116,45 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def child(home: str, full: bool, no_prefetch: bool = False) -> None:
+def record_calls(path: str) -> Callable[[], None]:
+    """Record every Salesforce API request this process sends (not the login, whose form holds the
+    client secret; no Authorization header) for :func:`replay_floor`. Returns the function that
+    writes them to ``path`` as JSON lines."""
+    import requests
+
+    calls: list[dict[str, Any]] = []
+    send = requests.Session.request
+
+    def recorded(self: requests.Session, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if "/services/data/" in url:
+            headers = {k: v for k, v in (kwargs.get("headers") or {}).items() if k.lower() != "authorization"}
+            calls.append(
+                {
+                    "method": method,
+                    "url": url,
+                    "params": kwargs.get("params"),
+                    "json": kwargs.get("json"),
+                    "headers": headers,
+                    "t": time.perf_counter(),
+                }
+            )
+        return send(self, method, url, *args, **kwargs)
+
+    requests.Session.request = recorded  # type: ignore[method-assign]
+
+    def write() -> None:
+        with open(path, "w") as f:
+            for c in sorted(calls, key=lambda c: c["t"]):
+                f.write(json.dumps({k: v for k, v in c.items() if k != "t"}) + "\n")
+
+    return write
+
+
+def child(home: str, full: bool, no_prefetch: bool = False, record: str | None = None) -> None:
     from orgvault.bootstrap import default_source_factory, open_app
     from orgvault.settings import Settings
+
+    write_calls = record_calls(record) if record else None
 
     settings = Settings.from_env(dict(os.environ), home=home)
     factory = default_source_factory(settings, prefetch_pages=False) if no_prefetch else None
@@ -125,6 +167,8 @@ def child(home: str, full: bool, no_prefetch: bool = False) -> None:
     cpu_seconds = _cpu_seconds() - cpu0
     peak_kb = memory.total_kb()
     app.close()
+    if write_calls:
+        write_calls()
     print(
         json.dumps(
             {
@@ -145,10 +189,13 @@ def child(home: str, full: bool, no_prefetch: bool = False) -> None:
     )
 
 
-def run_child(home: Path, *, full: bool = False, no_prefetch: bool = False) -> dict[str, Any]:
+def run_child(
+    home: Path, *, full: bool = False, no_prefetch: bool = False, record: Path | None = None
+) -> dict[str, Any]:
     env = {**os.environ, "ORGVAULT_HOME": str(home)}
     cmd = [sys.executable, "-m", "bench.backup_throughput", "--child", str(home)]
     cmd += (["--full"] if full else []) + (["--no-prefetch"] if no_prefetch else [])
+    cmd += ["--record", str(record)] if record else []
     proc = subprocess.run(
         cmd, env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]
     )
@@ -242,6 +289,51 @@ def drain(facts: Any, plans: list[Any]) -> dict[str, Any]:
     return {"seconds": seconds, "records": records, "bytes": nbytes, "files": files, "api_calls": calls}
 
 
+# --- the incremental's floor: its own calls, replayed by a minimal client ------------------------------
+
+_NEXT = re.compile(rb'"nextRecordsUrl"\s*:\s*"([^"]+)"')
+
+
+def replay_floor(facts: Any, path: Path) -> dict[str, Any]:
+    """Send the recorded calls again, one at a time, reading each answer and nothing more; every
+    ``nextRecordsUrl`` in an answer (a query's or a Composite sub-request's) is followed to the end
+    instead of replaying the recorded query-more calls, whose locators belong to the first session.
+    Reads do not change the org, so the answers are those the incremental got."""
+    import requests
+
+    recorded = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    more_headers = next((c["headers"] for c in recorded if "/query/" in c["url"]), {})
+    s = requests.Session()
+    t0 = time.perf_counter()
+    tok = s.post(
+        f"{facts.login_url}/services/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(facts.client_id, facts.client_secret),
+        timeout=60,
+    ).json()["access_token"]
+    s.headers["Authorization"] = f"Bearer {tok}"
+    calls = nbytes = 0
+
+    def send(method: str, url: str, **kwargs: Any) -> bytes:
+        nonlocal calls, nbytes
+        r = s.request(method, url, timeout=300, **kwargs)
+        calls += 1
+        if r.status_code >= 400:
+            raise SystemExit(f"floor client: {method} {url} answered {r.status_code}: {r.text[:300]}")
+        nbytes += len(r.content)
+        return r.content
+
+    for c in recorded:
+        if "/query/" in c["url"]:
+            continue  # a continuation: followed below from the answer that named it
+        body = send(c["method"], c["url"], params=c["params"], json=c["json"], headers=c["headers"])
+        todo = [m.decode() for m in _NEXT.findall(body)]
+        while todo:
+            body = send("GET", f"{facts.instance_url}{todo.pop()}", headers=more_headers)
+            todo += [m.decode() for m in _NEXT.findall(body)]
+    return {"seconds": time.perf_counter() - t0, "api_calls": calls, "bytes": nbytes}
+
+
 # --- one scale ----------------------------------------------------------------------------------------
 
 
@@ -281,7 +373,8 @@ def bench_scale(scale: int, seed: int = 5, no_prefetch: bool = False) -> dict[st
         org.clock.advance(900)  # past the overlap window: the incremental reads only what changed
         activity.mutate(org, seed=seed + 1, update_share=0.01, delete_share=0.001)
         org.clock.advance(60)
-        inc = run_child(home, no_prefetch=no_prefetch)
+        inc = run_child(home, no_prefetch=no_prefetch, record=work / "incremental-calls.jsonl")
+        floor = replay_floor(facts, work / "incremental-calls.jsonl")
     shutil.rmtree(work, ignore_errors=True)  # the org and vault: ~1.3 GB per 1M records
     rec_s = full["records"] / full["seconds"]
     ceil_rec_s = ceiling["records"] / ceiling["seconds"]
@@ -306,23 +399,32 @@ def bench_scale(scale: int, seed: int = 5, no_prefetch: bool = False) -> dict[st
             "time_share_of_full": inc["seconds"] / full["seconds"],
             "api_call_share_of_full": inc["api_calls"] / max(full["api_calls"], 1),
         },
+        "incremental_floor": {
+            **floor,
+            "time_share_of_full": floor["seconds"] / full["seconds"],
+            "incremental_over_floor": inc["seconds"] / floor["seconds"],
+        },
     }
 
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
         f"{'scale':>9} {'ceiling rec/s':>14} {'full rec/s':>11} {'% ceil':>7} {'MB/s':>6} {'peak RSS':>9} "
-        f"{'calls/1M*':>10} {'inc time %':>10} {'inc calls %':>11}",
+        f"{'calls/1M*':>10} {'inc time %':>10} {'inc calls %':>11} {'floor %':>8}",
     ]
     for r in results:
-        f, c, i = r["full"], r["ceiling"], r["incremental_1pct"]
+        f, c, i, fl = r["full"], r["ceiling"], r["incremental_1pct"], r["incremental_floor"]
         lines.append(
             f"{r['scale']:>9,} {c['records_per_s']:>14,.0f} {f['records_per_s']:>11,.0f} "
             f"{100 * (f['share_of_ceiling'] or 0):>6.0f}% {f['mb_per_s']:>6.1f} {f['peak_rss_mb']:>7.0f}MB "
             f"{f['api_calls_per_1m_records_extrapolated']:>10,.0f} {100 * i['time_share_of_full']:>9.1f}% "
-            f"{100 * i['api_call_share_of_full']:>10.1f}%"
+            f"{100 * i['api_call_share_of_full']:>10.1f}% {100 * fl['time_share_of_full']:>7.1f}%"
         )
     lines.append("* API calls per 1M records: extrapolated linearly from the measured run")
+    lines.append(
+        "floor %: the incremental's own API calls replayed one at a time by a minimal client, as a share "
+        "of the full run's time (the least any incremental of this change can take here)"
+    )
     return "\n".join(lines)
 
 
@@ -339,9 +441,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(OUT / "backup.json"), help="where to write the JSON results")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--record", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        child(args.child, args.full, args.no_prefetch)
+        child(args.child, args.full, args.no_prefetch, args.record)
         return 0
     scales = [int(x) for x in args.scales.split(",")] if args.scales else [args.scale]
     results = [bench_scale(s, no_prefetch=args.no_prefetch) for s in scales]

@@ -60,10 +60,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlparse
 
-import jwt
+import orjson
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
@@ -100,6 +100,9 @@ _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _ID_RE = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _CSV_BATCH = 2000  # Bulk CSV rows converted at a time
 _CSV_READ = 1 << 18  # bytes of a results body read (and decoded) at a time
+# Reads with a page downloading (or downloaded) ahead at once (``prefetch_pages``): a page is at most
+# one Bulk results page or one REST batch (2,000 records), so this bounds the memory held ahead.
+PREFETCH_HELD_MAX = 8
 
 
 def _csv_lines(raw: Any) -> Iterator[str]:
@@ -291,11 +294,12 @@ class SimpleSalesforceSource:
     ``session``: an optional ``requests.Session`` (e.g. one that trusts the emulator's CA); one is
     built when none is given. ``rest_batch_size`` is sent as the ``Sforce-Query-Options`` batch-size
     hint (``None``: no hint, the server's default). ``sleep`` and ``rng`` exist for tests (no real
-    waiting). ``prefetch_pages``: when a Bulk results page has a next page, start downloading it on a
-    background thread at once (one page of raw CSV held at most), so Salesforce produces page N+1
-    while the caller seals page N. The call is made (and counted) even if the caller never asks for
-    that page: enable it where reads run to the end (local mode), not in a step that may stop after
-    any page (a Lambda step would waste one call per invocation)."""
+    waiting). ``prefetch_pages``: when a page (Bulk results or a REST query answer) has a next page,
+    start downloading it on a background thread at once, so Salesforce produces page N+1 while the
+    caller seals page N: one page ahead per read, at most ``PREFETCH_HELD_MAX`` pages held (raw
+    bytes) across reads. The call is made (and counted) even if the caller never asks for that
+    page: enable it where reads run to the end (local mode), not in a step that may stop after any
+    page (a Lambda step would waste one call per invocation)."""
 
     def __init__(
         self,
@@ -352,8 +356,9 @@ class SimpleSalesforceSource:
         self.logins = 0
         self.retries = 0
         self.prefetch_pages = prefetch_pages
-        self._prefetched: tuple[tuple[str, str], Future[tuple[str | None, str | None, bytes] | None]] | None
-        self._prefetched = None
+        # read key (Bulk job / REST query locator) → (page key, its download); see ``_prefetch_get``
+        self._prefetched: dict[str, tuple[str, Future[_Prefetched | None]]] = {}
+        self._prefetch_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SimpleSalesforceSource(org={self.connection.name!r}, auth={self._auth.value!r})"
@@ -531,7 +536,10 @@ class SimpleSalesforceSource:
                 raise SalesforceRequestError(
                     "nextRecordsUrl is not a Salesforce path", error_code="MALFORMED"
                 )
-            body = self._json("GET", f"{self._instance}{nxt}", headers=headers)
+            got = self._take_prefetched(_locator_of(nxt), nxt)
+            body = _loads(got.body) if got is not None and got.status == 200 else None
+            if not isinstance(body, Mapping) or not isinstance(body.get("records"), list):
+                body = self._json("GET", f"{self._instance}{nxt}", headers=headers)
         else:
             endpoint = "queryAll" if cursor.get("all", True) else "query"
             body = self._json(
@@ -558,7 +566,13 @@ class SimpleSalesforceSource:
             raise SalesforceRequestError(
                 "query answer says not done but has no nextRecordsUrl", error_code="MALFORMED"
             )
-        return RecordPage(records=records, cursor={**cursor, "next": str(next_url)})
+        next_url = str(next_url)
+        if self.prefetch_pages and next_url.startswith("/services/"):
+            headers = (
+                {"Sforce-Query-Options": f"batchSize={self.rest_batch_size}"} if self.rest_batch_size else {}
+            )
+            self._prefetch_get(_locator_of(next_url), next_url, f"{self._instance}{next_url}", None, headers)
+        return RecordPage(records=records, cursor={**cursor, "next": next_url})
 
     def _filtered_page(self, cursor: dict[str, Any]) -> RecordPage:
         """An object that must be filtered by parent id: page through the parent's ids (REST
@@ -647,7 +661,7 @@ class SimpleSalesforceSource:
         if cursor.get("locator"):
             params["locator"] = cursor["locator"]
         url = f"{self.data_url}/jobs/query/{cursor['job']}/results"
-        page = self._take_prefetched(cursor, specs)
+        page = self._take_prefetched_bulk(cursor, specs)
         if page is not None:
             return page
         attempt = 0
@@ -685,72 +699,87 @@ class SimpleSalesforceSource:
             return RecordPage(records=records, cursor=None)
         nxt = {**cursor, "locator": locator}
         if self.prefetch_pages:
-            self._prefetch(nxt)
+            self._prefetch_get(
+                f"bulk:{cursor['job']}",
+                locator,
+                f"{self.data_url}/jobs/query/{cursor['job']}/results",
+                {"maxRecords": self.bulk_page_records, "locator": locator},
+                {"Accept": "text/csv"},
+            )
         return RecordPage(records=records, cursor=nxt)
 
-    # --- prefetch of the next Bulk results page (see ``prefetch_pages``) ---------------------------
+    # --- prefetch of the next page (see ``prefetch_pages``) -------------------------------------------
 
-    def _prefetch(self, cursor: dict[str, Any]) -> None:
-        """Start downloading the page ``cursor`` names on a daemon thread (one at a time)."""
-        self._drop_prefetched()
+    def _prefetch_get(
+        self,
+        read: str,
+        page: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str],
+    ) -> None:
+        """Start downloading ``url`` on a daemon thread, held as page ``page`` of read ``read`` (a Bulk
+        job, a REST query locator): one page ahead per read (a newer page replaces an older one), at
+        most ``PREFETCH_HELD_MAX`` reads at once (beyond that, nothing is fetched ahead). Nothing is
+        raised here: whatever fails is left to the ordinary read, which retries or raises."""
+        with self._prefetch_lock:
+            if read not in self._prefetched and len(self._prefetched) >= PREFETCH_HELD_MAX:
+                return
+            self._prefetched.pop(read, None)
         try:
             self._ensure_login()
             self._check_budget()
         except Exception:  # noqa: BLE001 - the ordinary read will raise it properly
             return
-        url = f"{self.data_url}/jobs/query/{cursor['job']}/results"
-        params = {"maxRecords": self.bulk_page_records, "locator": cursor["locator"]}
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "text/csv"}
+        hdrs = {"Authorization": f"Bearer {self._token}", "Accept": "application/json", **headers}
         session, timeout = self._session, self.timeout
-        future: Future[tuple[str | None, str | None, bytes] | None] = Future()
+        future: Future[_Prefetched | None] = Future()
         with self._calls_lock:
             self.calls += 1
 
         def fetch() -> None:
             try:
-                resp = session.get(url, params=params, headers=headers, stream=True, timeout=timeout)
+                resp = session.get(url, params=params, headers=hdrs, stream=True, timeout=timeout)
                 try:
                     self._track(resp)
-                    if resp.status_code != 200:
-                        future.set_result(None)  # the ordinary read retries / raises
-                        return
-                    body = resp.raw.read(decode_content=True)
-                    head = resp.headers
-                    future.set_result((head.get("Sforce-Locator"), head.get("Sforce-NumberOfRecords"), body))
+                    body = resp.raw.read(decode_content=True) if resp.status_code == 200 else b""
+                    future.set_result(_Prefetched(resp.status_code, dict(resp.headers), body))
                 finally:
                     resp.close()
             except BaseException:  # noqa: BLE001 - any failure: the ordinary read does it again
                 if not future.done():
                     future.set_result(None)
 
-        threading.Thread(target=fetch, name="orgvault-bulk-prefetch", daemon=True).start()
-        self._prefetched = ((str(cursor["job"]), str(cursor["locator"])), future)
+        with self._prefetch_lock:
+            self._prefetched[read] = (page, future)
+        threading.Thread(target=fetch, name="orgvault-prefetch", daemon=True).start()
 
-    def _drop_prefetched(self) -> None:
-        self._prefetched = None  # a running download finishes on its own; its bytes are dropped
-
-    def _take_prefetched(self, cursor: dict[str, Any], specs: list[FieldSpec]) -> RecordPage | None:
-        """The prefetched page for ``cursor`` if there is one and it is whole, else ``None``."""
-        held = self._prefetched
-        if held is None:
-            return None
-        self._prefetched = None
-        key, future = held
-        if key != (str(cursor.get("job")), str(cursor.get("locator"))):
-            return None
+    def _take_prefetched(self, read: str, page: str) -> _Prefetched | None:
+        """The download of page ``page`` of read ``read`` if one was started, once it has ended (it
+        is forgotten here); ``None`` when there is none or it failed (read it the ordinary way)."""
+        with self._prefetch_lock:
+            held = self._prefetched.get(read)
+            if held is None or held[0] != page:
+                return None
+            del self._prefetched[read]
         try:
-            got = future.result(timeout=self.timeout + 5)
+            return held[1].result(timeout=self.timeout + 5)
         except Exception:  # noqa: BLE001 - timed out: read it the ordinary way
             return None
-        if got is None:
+
+    def _take_prefetched_bulk(self, cursor: dict[str, Any], specs: list[FieldSpec]) -> RecordPage | None:
+        """The prefetched Bulk results page for ``cursor`` if there is one and it is whole."""
+        got = self._take_prefetched(f"bulk:{cursor.get('job')}", str(cursor.get("locator")))
+        if got is None or got.status != 200:
             return None
-        locator, expected, body = got
         try:
-            records = self._parse_csv_stream(io.BytesIO(body), expected, specs, cursor["object"])
+            records = self._parse_csv_stream(
+                io.BytesIO(got.body), got.headers.get("Sforce-NumberOfRecords"), specs, cursor["object"]
+            )
         except _BODY_RETRY:
             return None
-        finally:
-            del body, got
+        locator = got.headers.get("Sforce-Locator")
+        del got
         return self._bulk_page_result(cursor, records, locator)
 
     @staticmethod
@@ -851,6 +880,8 @@ class SimpleSalesforceSource:
                 "aud": self._creds.get("audience") or self._login_url,
                 "exp": int((datetime.now(UTC) + timedelta(minutes=3)).timestamp()),
             }
+            import jwt  # only this login method signs (PyJWT and its crypto cost ~40 ms to import)
+
             try:
                 assertion = jwt.encode(claims, self._cred("private_key"), algorithm="RS256")
             except (ValueError, TypeError, jwt.PyJWTError):
@@ -1079,7 +1110,7 @@ class SimpleSalesforceSource:
             attempt += 1
             resp = self._request(method, url, **kwargs)
             try:
-                return json.loads(resp.content)
+                return _loads(resp.content)
             except _UNREADABLE as exc:
                 if attempt >= self.max_attempts:
                     raise SalesforceRequestError(
@@ -1087,6 +1118,29 @@ class SimpleSalesforceSource:
                         error_code="MALFORMED",
                     ) from None
                 self._backoff(attempt)
+
+
+class _Prefetched(NamedTuple):
+    """A page downloaded ahead of its read (see ``SimpleSalesforceSource._prefetch_get``)."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive, as requests keeps them
+    body: bytes
+
+
+def _locator_of(next_url: str) -> str:
+    """The query a REST ``nextRecordsUrl`` continues (``/services/data/vXX/query/<locator>-<offset>``)."""
+    return "rest:" + next_url.rsplit("/", 1)[-1].rsplit("-", 1)[0]
+
+
+def _loads(data: bytes) -> Any:
+    """JSON from Salesforce: orjson (several times faster on large query answers), or the standard
+    parser for what orjson refuses (a number beyond a double's range), so the values are the same.
+    orjson reads an integer beyond 64 bits as a float; Salesforce numbers have at most 18 digits."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 def _tls_error(url: str) -> ConfigError:

@@ -752,3 +752,86 @@ def test_a_prefetched_page_cut_short_is_read_again(
     records, _ = read_all(src, schema, plan, "bulk")
     assert same_as_truth(records, emu.org, plan)
     assert len(by_id(records)) == len(truth(emu.org, plan))
+
+
+# --- prefetch of the next REST query page --------------------------------------------------------
+
+
+def test_prefetched_rest_pages_give_the_same_records_and_calls(
+    fresh_emulator: Callable[..., Any], emulator_source: Callable[..., Any]
+) -> None:
+    """A REST query read with ``prefetch_pages`` asks for each next page (its nextRecordsUrl) while
+    the caller works on this one: the same records in the same order, the same number of calls, and
+    every page after the first served from the prefetch."""
+    emulator = fresh_emulator(default_batch_size=10)
+    plain = emulator_source(emulator, rest_batch_size=None)
+    eager = emulator_source(emulator, rest_batch_size=None, prefetch_pages=True)
+    for src in (plain, eager):
+        src.login()
+    schema, plan = plan_of(plain, "Contact")
+    c0 = plain.calls
+    expected, pages = read_all(plain, schema, plan, "rest")
+    plain_calls = plain.calls - c0
+    c0 = eager.calls
+    served: list[bool] = []
+    take = eager._take_prefetched
+
+    def spy(read: str, page: str) -> Any:
+        got = take(read, page)
+        served.append(got is not None)
+        return got
+
+    eager._take_prefetched = spy  # type: ignore[method-assign]
+    got, eager_pages = read_all(eager, schema, plan, "rest")
+    assert pages >= 3 and eager_pages == pages
+    assert got == expected and [list(r) for r in got] == [list(r) for r in expected]
+    assert same_as_truth(got, emulator.org, plan)
+    assert eager.calls - c0 == plain_calls
+    assert served == [True] * (pages - 1)
+
+
+def test_a_failed_rest_prefetch_is_read_again(
+    fresh_emulator: Callable[..., Any], emulator_source: Callable[..., Any]
+) -> None:
+    """Query-more answers that fail (503, a connection dropped mid-body) while fetched ahead are
+    simply read again the ordinary way: every record once, none lost."""
+    from salesforce_emulator.faults import FaultRule, RuleAction
+
+    emu = fresh_emulator(default_batch_size=10)
+    src = emulator_source(emu, rest_batch_size=None, prefetch_pages=True)
+    schema, plan = plan_of(src, "Contact")
+    emu.faults.rules.append(FaultRule(pattern=r"/query/", count=2))  # 503
+    emu.faults.rules.append(
+        FaultRule(pattern=r"/query/", count=2, action=RuleAction.DROP, drop_after_bytes=300)
+    )
+    records, pages = read_all(src, schema, plan, "rest")
+    assert pages >= 3
+    assert same_as_truth(records, emu.org, plan)
+    assert len(by_id(records)) == len(truth(emu.org, plan))
+
+
+def test_prefetch_holds_a_bounded_number_of_reads(
+    fresh_emulator: Callable[..., Any], emulator_source: Callable[..., Any]
+) -> None:
+    """Many reads started at once (as an incremental's first pages are) fetch ahead for at most
+    ``PREFETCH_HELD_MAX`` of them; the others are read the ordinary way, and all are complete."""
+    from orgvault.adapters.salesforce import PREFETCH_HELD_MAX
+
+    emulator = fresh_emulator(default_batch_size=10)
+    src = emulator_source(emulator, rest_batch_size=None, prefetch_pages=True)
+    src.login()
+    schema, plan = plan_of(src, "Contact")
+    n = PREFETCH_HELD_MAX + 2
+    cursors = [src.start_read(schema, list(plan.fields), strategy="rest") for _ in range(n)]
+    firsts = [src.read_page(c) for c in cursors]
+    assert all(p.cursor is not None for p in firsts)
+    assert len(src._prefetched) == PREFETCH_HELD_MAX
+    expected = truth(emulator.org, plan)
+    for first in firsts:
+        records, cursor = list(first.records), first.cursor
+        while cursor is not None:
+            page = src.read_page(cursor)
+            records += page.records
+            cursor = page.cursor
+        assert len(by_id(records)) == len(expected)
+    assert src._prefetched == {}
