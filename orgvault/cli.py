@@ -8,6 +8,8 @@ Exit codes (stable, for scripts)::
     3  paused: the API allowance share is used up; run the same command again later to resume
     4  verify failed: the snapshot is damaged or tampered with (the bad objects/chunks are named)
     5  locked: another run of the same org is in progress
+    6  incomplete: the backup's snapshot was committed, but some data objects could not be read this
+       run (named on stderr and in ``--json`` "not_read"; the snapshot keeps their last backup, if any)
 
 Progress goes to stderr (plain lines when stderr is not a terminal); ``--json`` prints one JSON
 document on stdout. ``OrgVaultError``s print one line, never a traceback; secrets never print.
@@ -34,7 +36,7 @@ from orgvault.errors import (
     RunInProgress,
 )
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PAUSED, EXIT_VERIFY, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PAUSED, EXIT_VERIFY, EXIT_LOCKED, EXIT_INCOMPLETE = 0, 1, 2, 3, 4, 5, 6
 
 # Secrets may come from these environment variables instead of flags (flags show up in `ps`).
 SECRET_ENV = {
@@ -352,19 +354,27 @@ def cmd_backup(args: argparse.Namespace, env: dict[str, str]) -> int:
                 + ", ".join(s.name for s in result.skipped[:12])
                 + (" ..." if len(result.skipped) > 12 else "")
             )
-    warn_unread_objects(progress, result.skipped)
-    return EXIT_OK
+    not_read = warn_unread_objects(progress, result.skipped)
+    return EXIT_INCOMPLETE if not_read else EXIT_OK
 
 
-def warn_unread_objects(progress: Progress, skipped: Any) -> None:
+def unread_objects(skipped: Any) -> list[Any]:
+    """The data objects a run meant to read but could not (their describe failed)."""
+    return [s for s in skipped if str(s.reason).startswith("describe_failed")]
+
+
+def warn_unread_objects(progress: Progress, skipped: Any) -> list[str]:
     """Objects skipped by rule (change events, feeds, ...) are expected; a data object whose describe
     failed is not, and must never hide in that list: name every one on its own line, also with
-    ``--json`` (stderr), so nobody believes it was backed up this run."""
-    failed = [s for s in skipped if str(s.reason).startswith("describe_failed")]
+    ``--json`` (stderr), so nobody believes it was backed up this run. Returns their names (the
+    backup then exits ``EXIT_INCOMPLETE``, so that a scheduler notices too)."""
+    failed = unread_objects(skipped)
     for s in failed:
         progress.note(
-            f"WARNING: {s.name} was NOT read this run (its describe failed: {s.reason}); its last backup is kept"
+            f"WARNING: {s.name} was NOT read this run (its describe failed: {s.reason}); "
+            "the snapshot keeps its last backup, if any; the next run tries it again"
         )
+    return [s.name for s in failed]
 
 
 def backup_summary(result: Any) -> dict[str, Any]:
@@ -380,6 +390,7 @@ def backup_summary(result: Any) -> dict[str, Any]:
         "api_calls": result.api_calls,
         "seconds": round(result.seconds, 3),
         "skipped": [{"name": s.name, "reason": s.reason} for s in result.skipped],
+        "not_read": [s.name for s in unread_objects(result.skipped)],
     }
 
 

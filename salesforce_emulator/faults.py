@@ -53,6 +53,9 @@ class FaultRule:
     action: RuleAction = RuleAction.ERROR
     delay_seconds: float = 0.0
     drop_after_bytes: int = 0
+    # also match Composite sub-requests (by their own path): an ERROR rule then fails just that
+    # sub-request, whose entry in the compositeResponse carries the error; the others succeed
+    composite: bool = False
 
     def __post_init__(self) -> None:
         self.action = RuleAction(self.action)
@@ -131,10 +134,13 @@ class Faults:
         return d
 
     # -- decisions (called by the server) -------------------------------------------------------------
-    def take_rule(self, method: str, path: str) -> FaultRule | None:
-        """Return the first matching rule and consume one of its uses."""
+    def take_rule(self, method: str, path: str, *, sub_request: bool = False) -> FaultRule | None:
+        """Return the first matching rule and consume one of its uses. ``sub_request``: the path is a
+        Composite sub-request's; only rules with ``composite`` set apply to it."""
         with self._lock:
             for rule in self.rules:
+                if sub_request and not rule.composite:
+                    continue
                 if rule.matches(method, path):
                     if rule.count > 0:
                         rule.count -= 1

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import SalesforceError
+from .faults import RuleAction
 from .ids import IdFactory, is_valid_id
 from .server import Reply, Request, error_reply, json_reply
 
@@ -679,6 +680,9 @@ class RestApi:
         parts = [p for p in m.group(2).split("/") if p]
         if len(parts) >= 4 and parts[0] == "sobjects" and method.upper() == "GET" and is_valid_id(parts[2]):
             raise SalesforceError(400, "INVALID_URL", "Blob fields are not available in composite requests")
+        rule = self.emu.faults.take_rule(method.upper(), split.path, sub_request=True)
+        if rule is not None and rule.action is RuleAction.ERROR:
+            raise SalesforceError(rule.status, rule.error_code, rule.message)
         return self.handle(sub, m.group(1), m.group(2))
 
 

@@ -212,3 +212,34 @@ def test_concurrent_long_running_requests_are_capped(shared_org):
             time.sleep(0.01)
         assert emu.gate.in_flight() == 0
         assert requests.get(url, headers=auth(emu), timeout=30).status_code == 200
+
+
+def test_a_composite_rule_fails_just_the_matching_sub_request(emu, sf):
+    """A rule with ``composite`` set fails a matching Composite sub-request with its error (the
+    others answer normally); a rule without it leaves sub-requests alone."""
+    subs = [
+        {"method": "GET", "url": f"/services/data/v59.0/sobjects/{name}/describe", "referenceId": name}
+        for name in ("Account", "Contact", "Lead")
+    ]
+
+    def statuses() -> list[tuple[int, str]]:
+        out = sf.restful("composite", method="POST", json={"compositeRequest": subs})["compositeResponse"]
+        return [
+            (r["httpStatusCode"], r["body"][0]["errorCode"] if r["httpStatusCode"] >= 400 else "")
+            for r in out
+        ]
+
+    emu.faults.rules.append(FaultRule(pattern=r"/sobjects/Contact/describe$", count=1, status=404))
+    assert statuses() == [(200, ""), (200, ""), (200, "")]  # not a composite rule
+    emu.faults.rules.clear()
+    emu.faults.rules.append(
+        FaultRule(
+            pattern=r"/sobjects/Contact/describe$",
+            count=1,
+            status=404,
+            error_code="NOT_FOUND",
+            composite=True,
+        )
+    )
+    assert statuses() == [(200, ""), (404, "NOT_FOUND"), (200, "")]
+    assert statuses() == [(200, ""), (200, ""), (200, "")]  # its one use is spent

@@ -267,3 +267,68 @@ def test_damaged_key_file_is_a_clear_error(home_env, capsys):
     err = capsys.readouterr().err
     assert "key file" in err and "Traceback" not in err
     assert sorted(p.name for p in home.rglob("*")) == before
+
+
+def test_a_data_object_that_could_not_be_read_makes_the_backup_exit_incomplete(
+    home_env, fresh_emulator, capsys
+):
+    """An object whose describe fails (here: answered 404 inside the Composite describe call and
+    on its own) is not read; the snapshot still commits, keeps the object's last backup, and the
+    command exits 6 (not 0) naming it on stderr and in --json "not_read", so a scheduler notices.
+    The next run, with the object readable again, exits 0 and backs it up."""
+    from orgvault.bootstrap import open_app
+    from orgvault.services.backup_glue import read_manifest
+    from orgvault.settings import Settings
+    from salesforce_emulator.faults import FaultRule
+
+    home, env = home_env
+    emu = fresh_emulator(scale=150, seed=33)
+    facts = emu.facts
+    run(["init"], env)
+    secrets_file = home.parent / "creds.json"
+    secrets_file.write_text(json.dumps({"client_id": facts.client_id, "client_secret": facts.client_secret}))
+    add = ["org", "add", "acme", "--instance-url", facts.instance_url, "--login-url", facts.login_url]
+    assert run([*add, "--auth", "client-credentials", "--secrets-file", str(secrets_file)], env) == 0
+
+    def contacts_in_head() -> int | None:
+        app = open_app(Settings.from_env(env))
+        try:
+            manifest = read_manifest(app.vault, app.catalog, app.catalog.head_snapshot("acme"))
+        finally:
+            app.close()
+        entry = manifest.objects.get("Contact")
+        return entry.records if entry is not None else None
+
+    assert run(["backup", "acme"], env) == cli.EXIT_OK
+    backed_up = contacts_in_head()
+    assert backed_up
+    capsys.readouterr()
+
+    from salesforce_emulator import activity
+
+    emu.org.clock.advance(900)
+    changed = activity.mutate(emu.org, seed=34, update_share=0.05, delete_share=0.05)
+    assert changed["deleted"].get("Contact") and changed["updated"].get("Contact")
+    emu.org.clock.advance(60)
+    emu.faults.rules.append(
+        FaultRule(
+            pattern=r"/sobjects/Contact/describe$",
+            count=-1,
+            status=404,
+            error_code="NOT_FOUND",
+            message="The requested resource does not exist",
+            composite=True,
+        )
+    )
+    assert run(["backup", "acme", "--json"], env) == cli.EXIT_INCOMPLETE
+    out = capsys.readouterr()
+    summary = json.loads(out.out)
+    assert summary["not_read"] == ["Contact"] and summary["kind"] == "incremental"
+    assert "WARNING: Contact was NOT read this run" in out.err and "NOT_FOUND" in out.err
+    assert contacts_in_head() == backed_up  # its last backup is kept, not dropped
+
+    emu.faults.rules.clear()
+    assert run(["backup", "acme", "--json"], env) == cli.EXIT_OK
+    assert json.loads(capsys.readouterr().out)["not_read"] == []
+    # what changed while it could not be read is caught up with
+    assert contacts_in_head() == len(list(emu.org.true_records("Contact"))) != backed_up
