@@ -542,10 +542,28 @@ class SimpleSalesforceSource:
                 body = self._json("GET", f"{self._instance}{nxt}", headers=headers)
         else:
             endpoint = "queryAll" if cursor.get("all", True) else "query"
-            body = self._json(
-                "GET", f"{self.data_url}/{endpoint}", params={"q": cursor["soql"]}, headers=headers
-            )
+            got = self._take_prefetched(_query_key(cursor), "")
+            body = _loads(got.body) if got is not None and got.status == 200 else None
+            if not isinstance(body, Mapping) or not isinstance(body.get("records"), list):
+                body = self._json(
+                    "GET", f"{self.data_url}/{endpoint}", params={"q": cursor["soql"]}, headers=headers
+                )
         return self._rest_answer(cursor, body)
+
+    def prefetch_read(self, cursor: dict[str, Any]) -> None:
+        """With ``prefetch_pages``: start reading the first page of an unread REST read ``cursor``
+        now, in the background; its ``read_page`` takes it (or reads it the ordinary way if that
+        failed). For a read the caller will surely make next (e.g. the next batch of a filtered read).
+        Without ``prefetch_pages``, or for any other cursor: nothing."""
+        if not self.prefetch_pages or cursor.get("kind") != "rest" or cursor.get("next"):
+            return
+        headers = (
+            {"Sforce-Query-Options": f"batchSize={self.rest_batch_size}"} if self.rest_batch_size else {}
+        )
+        endpoint = "queryAll" if cursor.get("all", True) else "query"
+        self._prefetch_get(
+            _query_key(cursor), "", f"{self.data_url}/{endpoint}", {"q": cursor["soql"]}, headers
+        )
 
     def _rest_answer(self, cursor: dict[str, Any], body: Any) -> RecordPage:
         """The page a REST query answer ``body`` holds for the read ``cursor`` (whether it came from
@@ -1126,6 +1144,11 @@ class _Prefetched(NamedTuple):
     status: int
     headers: Mapping[str, str]  # case-insensitive, as requests keeps them
     body: bytes
+
+
+def _query_key(cursor: Mapping[str, Any]) -> str:
+    """The prefetch key of an unread REST read (its query, through query or queryAll)."""
+    return f"query:{'all' if cursor.get('all', True) else 'live'}:{cursor.get('soql')}"
 
 
 def _locator_of(next_url: str) -> str:

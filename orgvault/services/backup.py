@@ -990,15 +990,12 @@ class BackupService:
                 continue
             read_cursor = cur.get("read")
             if read_cursor is None:
-                batch = ids[start : start + FILTER_BATCH]
-                where = f"{fk} IN ({', '.join(repr(str(i)) for i in batch)})"
-                read_cursor = src.start_read(
-                    self._describe(org, cp.object_name),
-                    fields,
-                    strategy="rest",
-                    where=where,
-                    include_deleted=True,
-                )
+                schema = self._describe(org, cp.object_name)
+                read_cursor = _filtered_batch_read(src, schema, fields, fk, ids[start : start + FILTER_BATCH])
+                following = ids[start + FILTER_BATCH : start + 2 * FILTER_BATCH]
+                prefetch = getattr(src, "prefetch_read", None)
+                if following and prefetch is not None:  # the next batch's query runs meanwhile
+                    prefetch(_filtered_batch_read(src, schema, fields, fk, following))
             page = src.read_page(read_cursor)
             for rec in page.records:
                 if rec.get("IsDeleted") is True:
@@ -1587,6 +1584,14 @@ def _progress_order(plan: RunPlan) -> list[str]:
     wanted = set(plan.objects) | set(plan.unchanged)
     order = [n for n in plan.modes if n in wanted]
     return order + [n for n in plan.objects if n not in plan.modes]
+
+
+def _filtered_batch_read(
+    src: SalesforceSource, schema: ObjectSchema, fields: list[str], fk: str, ids: list[str]
+) -> dict[str, Any]:
+    """The REST read of a filter-required object's rows ``WHERE fk IN (ids)`` (deleted ones too)."""
+    where = f"{fk} IN ({', '.join(repr(str(i)) for i in ids)})"
+    return src.start_read(schema, fields, strategy="rest", where=where, include_deleted=True)
 
 
 def _delta_where(cur: dict[str, Any]) -> str | None:

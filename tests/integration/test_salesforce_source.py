@@ -787,7 +787,7 @@ def test_prefetched_rest_pages_give_the_same_records_and_calls(
     assert got == expected and [list(r) for r in got] == [list(r) for r in expected]
     assert same_as_truth(got, emulator.org, plan)
     assert eager.calls - c0 == plain_calls
-    assert served == [True] * (pages - 1)
+    assert served == [False] + [True] * (pages - 1)  # the first page is asked for, not prefetched
 
 
 def test_a_failed_rest_prefetch_is_read_again(
@@ -835,3 +835,40 @@ def test_prefetch_holds_a_bounded_number_of_reads(
             cursor = page.cursor
         assert len(by_id(records)) == len(expected)
     assert src._prefetched == {}
+
+
+def test_a_read_started_ahead_is_served_from_its_prefetch(
+    fresh_emulator: Callable[..., Any], emulator_source: Callable[..., Any]
+) -> None:
+    """``prefetch_read`` (used for the next batch of a filter-required object) sends the read's
+    first query at once; its ``read_page`` then takes that answer: same records, no extra call.
+    Without ``prefetch_pages`` it does nothing."""
+    emulator = fresh_emulator(default_batch_size=10)
+    plain = emulator_source(emulator, rest_batch_size=None)
+    eager = emulator_source(emulator, rest_batch_size=None, prefetch_pages=True)
+    for src in (plain, eager):
+        src.login()
+    schema, plan = plan_of(plain, "Contact")
+    where = "LastName != null"
+    c0 = plain.calls
+    plain.prefetch_read(plain.start_read(schema, list(plan.fields), strategy="rest", where=where))
+    assert plain.calls == c0 and plain._prefetched == {}
+    expected = plain.read_page(plain.start_read(schema, list(plan.fields), strategy="rest", where=where))
+
+    cursor = eager.start_read(schema, list(plan.fields), strategy="rest", where=where)
+    c0 = eager.calls
+    eager.prefetch_read(cursor)
+    assert eager.calls == c0 + 1 and len(eager._prefetched) == 1
+    served: list[bool] = []
+    take = eager._take_prefetched
+
+    def spy(read: str, page: str) -> Any:
+        got = take(read, page)
+        served.append(got is not None)
+        return got
+
+    eager._take_prefetched = spy  # type: ignore[method-assign]
+    page = eager.read_page(cursor)
+    assert served == [True] and eager.calls == c0 + 2  # the prefetch and that of the next page
+    assert page.records == expected.records
+    assert page.cursor is not None and expected.cursor is not None  # each its own query locator
