@@ -58,9 +58,8 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import orjson
@@ -68,6 +67,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from orgvault.adapters.salesforce_prefetch import PagePrefetcher, Prefetched
 from orgvault.domain.models import AuthMethod, OrgConnection
 from orgvault.domain.plan import BULK_UNSUPPORTED, FILTER_REQUIRED, soql
 from orgvault.domain.records import (
@@ -100,9 +100,11 @@ _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _ID_RE = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _CSV_BATCH = 2000  # Bulk CSV rows converted at a time
 _CSV_READ = 1 << 18  # bytes of a results body read (and decoded) at a time
-# Reads with a page downloading (or downloaded) ahead at once (``prefetch_pages``): a page is at most
-# one Bulk results page or one REST batch (2,000 records), so this bounds the memory held ahead.
-PREFETCH_HELD_MAX = 8
+# ``prefetch_pages`` bounds (see ``salesforce_prefetch``): reads fetched ahead at once, pages ahead of
+# the reader per REST read (a Bulk read: one), and answer bytes held ahead across reads.
+PREFETCH_READS_MAX = 8
+PREFETCH_DEPTH = 4
+PREFETCH_BYTES = 32 << 20
 
 
 def _csv_lines(raw: Any) -> Iterator[str]:
@@ -296,10 +298,10 @@ class SimpleSalesforceSource:
     hint (``None``: no hint, the server's default). ``sleep`` and ``rng`` exist for tests (no real
     waiting). ``prefetch_pages``: when a page (Bulk results or a REST query answer) has a next page,
     start downloading it on a background thread at once, so Salesforce produces page N+1 while the
-    caller seals page N: one page ahead per read, at most ``PREFETCH_HELD_MAX`` pages held (raw
-    bytes) across reads. The call is made (and counted) even if the caller never asks for that
-    page: enable it where reads run to the end (local mode), not in a step that may stop after any
-    page (a Lambda step would waste one call per invocation)."""
+    caller seals page N; a REST read goes on ahead by itself up to ``PREFETCH_DEPTH`` pages (see
+    ``orgvault.adapters.salesforce_prefetch`` for the bounds). The calls are made (and counted) even
+    if the caller never asks for those pages: enable it where reads run to the end (local mode), not
+    in a step that may stop after any page (a Lambda step would waste calls on every invocation)."""
 
     def __init__(
         self,
@@ -356,9 +358,13 @@ class SimpleSalesforceSource:
         self.logins = 0
         self.retries = 0
         self.prefetch_pages = prefetch_pages
-        # read key (Bulk job / REST query locator) → (page key, its download); see ``_prefetch_get``
-        self._prefetched: dict[str, tuple[str, Future[_Prefetched | None]]] = {}
-        self._prefetch_lock = threading.Lock()
+        self._ahead = PagePrefetcher(
+            self._send_ahead,
+            max_reads=PREFETCH_READS_MAX,
+            depth=PREFETCH_DEPTH,
+            max_bytes=PREFETCH_BYTES,
+            timeout=timeout + 5,
+        )
 
     def __repr__(self) -> str:
         return f"SimpleSalesforceSource(org={self.connection.name!r}, auth={self._auth.value!r})"
@@ -536,14 +542,14 @@ class SimpleSalesforceSource:
                 raise SalesforceRequestError(
                     "nextRecordsUrl is not a Salesforce path", error_code="MALFORMED"
                 )
-            got = self._take_prefetched(_locator_of(nxt), nxt)
-            body = _loads(got.body) if got is not None and got.status == 200 else None
+            got = self._ahead.take(_locator_of(nxt), nxt)
+            body = got.data if got is not None and got.status == 200 else None
             if not isinstance(body, Mapping) or not isinstance(body.get("records"), list):
                 body = self._json("GET", f"{self._instance}{nxt}", headers=headers)
         else:
             endpoint = "queryAll" if cursor.get("all", True) else "query"
-            got = self._take_prefetched(_query_key(cursor), "")
-            body = _loads(got.body) if got is not None and got.status == 200 else None
+            got = self._ahead.take(_query_key(cursor), "")
+            body = got.data if got is not None and got.status == 200 else None
             if not isinstance(body, Mapping) or not isinstance(body.get("records"), list):
                 body = self._json(
                     "GET", f"{self.data_url}/{endpoint}", params={"q": cursor["soql"]}, headers=headers
@@ -557,13 +563,28 @@ class SimpleSalesforceSource:
         Without ``prefetch_pages``, or for any other cursor: nothing."""
         if not self.prefetch_pages or cursor.get("kind") != "rest" or cursor.get("next"):
             return
-        headers = (
-            {"Sforce-Query-Options": f"batchSize={self.rest_batch_size}"} if self.rest_batch_size else {}
-        )
         endpoint = "queryAll" if cursor.get("all", True) else "query"
-        self._prefetch_get(
-            _query_key(cursor), "", f"{self.data_url}/{endpoint}", {"q": cursor["soql"]}, headers
+        self._ahead.start(
+            _query_key(cursor),
+            "",
+            f"{self.data_url}/{endpoint}",
+            {"q": cursor["soql"]},
+            self._rest_headers(),
+            follow=self._next_rest_page,
         )
+
+    def _rest_headers(self) -> dict[str, str]:
+        return {"Sforce-Query-Options": f"batchSize={self.rest_batch_size}"} if self.rest_batch_size else {}
+
+    def _next_rest_page(self, got: Prefetched) -> tuple[str, str, str, None] | None:
+        """The page a REST query answer fetched ahead names next (see ``PagePrefetcher.start``)."""
+        body = got.data
+        if not isinstance(body, Mapping) or body.get("done", True):
+            return None
+        nxt = body.get("nextRecordsUrl")
+        if not isinstance(nxt, str) or not nxt.startswith("/services/"):
+            return None
+        return _locator_of(nxt), nxt, f"{self._instance}{nxt}", None
 
     def _rest_answer(self, cursor: dict[str, Any], body: Any) -> RecordPage:
         """The page a REST query answer ``body`` holds for the read ``cursor`` (whether it came from
@@ -586,10 +607,14 @@ class SimpleSalesforceSource:
             )
         next_url = str(next_url)
         if self.prefetch_pages and next_url.startswith("/services/"):
-            headers = (
-                {"Sforce-Query-Options": f"batchSize={self.rest_batch_size}"} if self.rest_batch_size else {}
+            self._ahead.start(
+                _locator_of(next_url),
+                next_url,
+                f"{self._instance}{next_url}",
+                None,
+                self._rest_headers(),
+                follow=self._next_rest_page,
             )
-            self._prefetch_get(_locator_of(next_url), next_url, f"{self._instance}{next_url}", None, headers)
         return RecordPage(records=records, cursor={**cursor, "next": next_url})
 
     def _filtered_page(self, cursor: dict[str, Any]) -> RecordPage:
@@ -717,77 +742,53 @@ class SimpleSalesforceSource:
             return RecordPage(records=records, cursor=None)
         nxt = {**cursor, "locator": locator}
         if self.prefetch_pages:
-            self._prefetch_get(
+            self._ahead.start(
                 f"bulk:{cursor['job']}",
                 locator,
                 f"{self.data_url}/jobs/query/{cursor['job']}/results",
                 {"maxRecords": self.bulk_page_records, "locator": locator},
                 {"Accept": "text/csv"},
+                replace=True,
             )
         return RecordPage(records=records, cursor=nxt)
 
     # --- prefetch of the next page (see ``prefetch_pages``) -------------------------------------------
 
-    def _prefetch_get(
-        self,
-        read: str,
-        page: str,
-        url: str,
-        params: Mapping[str, Any] | None,
-        headers: Mapping[str, str],
-    ) -> None:
-        """Start downloading ``url`` on a daemon thread, held as page ``page`` of read ``read`` (a Bulk
-        job, a REST query locator): one page ahead per read (a newer page replaces an older one), at
-        most ``PREFETCH_HELD_MAX`` reads at once (beyond that, nothing is fetched ahead). Nothing is
-        raised here: whatever fails is left to the ordinary read, which retries or raises."""
-        with self._prefetch_lock:
-            if read not in self._prefetched and len(self._prefetched) >= PREFETCH_HELD_MAX:
-                return
-            self._prefetched.pop(read, None)
+    def _send_ahead(
+        self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str]
+    ) -> Prefetched | None:
+        """One GET for the prefetcher (on its thread): counted, usage tracked; a JSON answer is
+        parsed here. None when no call may go out now (no session yet, API budget used up: the
+        reader's own call says so properly); transport errors are left to the prefetcher."""
+        token = self._token
+        if token is None:
+            return None
         try:
-            self._ensure_login()
             self._check_budget()
-        except Exception:  # noqa: BLE001 - the ordinary read will raise it properly
-            return
-        hdrs = {"Authorization": f"Bearer {self._token}", "Accept": "application/json", **headers}
-        session, timeout = self._session, self.timeout
-        future: Future[_Prefetched | None] = Future()
+        except OrgVaultError:
+            return None
         with self._calls_lock:
             self.calls += 1
-
-        def fetch() -> None:
-            try:
-                resp = session.get(url, params=params, headers=hdrs, stream=True, timeout=timeout)
-                try:
-                    self._track(resp)
-                    body = resp.raw.read(decode_content=True) if resp.status_code == 200 else b""
-                    future.set_result(_Prefetched(resp.status_code, dict(resp.headers), body))
-                finally:
-                    resp.close()
-            except BaseException:  # noqa: BLE001 - any failure: the ordinary read does it again
-                if not future.done():
-                    future.set_result(None)
-
-        with self._prefetch_lock:
-            self._prefetched[read] = (page, future)
-        threading.Thread(target=fetch, name="orgvault-prefetch", daemon=True).start()
-
-    def _take_prefetched(self, read: str, page: str) -> _Prefetched | None:
-        """The download of page ``page`` of read ``read`` if one was started, once it has ended (it
-        is forgotten here); ``None`` when there is none or it failed (read it the ordinary way)."""
-        with self._prefetch_lock:
-            held = self._prefetched.get(read)
-            if held is None or held[0] != page:
-                return None
-            del self._prefetched[read]
+        hdrs = {"Authorization": f"Bearer {token}", "Accept": "application/json", **headers}
+        resp = self._session.get(url, params=params, headers=hdrs, stream=True, timeout=self.timeout)
         try:
-            return held[1].result(timeout=self.timeout + 5)
-        except Exception:  # noqa: BLE001 - timed out: read it the ordinary way
-            return None
+            self._track(resp)
+            if resp.status_code != 200:
+                return Prefetched(resp.status_code, dict(resp.headers), b"")
+            body = resp.raw.read(decode_content=True)
+            data = None
+            if "json" in resp.headers.get("Content-Type", ""):
+                try:
+                    data = _loads(body)
+                except ValueError:
+                    data = None  # the reader asks again
+            return Prefetched(200, resp.headers, body, data)
+        finally:
+            resp.close()
 
     def _take_prefetched_bulk(self, cursor: dict[str, Any], specs: list[FieldSpec]) -> RecordPage | None:
         """The prefetched Bulk results page for ``cursor`` if there is one and it is whole."""
-        got = self._take_prefetched(f"bulk:{cursor.get('job')}", str(cursor.get("locator")))
+        got = self._ahead.take(f"bulk:{cursor.get('job')}", str(cursor.get("locator")))
         if got is None or got.status != 200:
             return None
         try:
@@ -1136,14 +1137,6 @@ class SimpleSalesforceSource:
                         error_code="MALFORMED",
                     ) from None
                 self._backoff(attempt)
-
-
-class _Prefetched(NamedTuple):
-    """A page downloaded ahead of its read (see ``SimpleSalesforceSource._prefetch_get``)."""
-
-    status: int
-    headers: Mapping[str, str]  # case-insensitive, as requests keeps them
-    body: bytes
 
 
 def _query_key(cursor: Mapping[str, Any]) -> str:

@@ -4,6 +4,7 @@ state, fall-back, re-login, retries, dropped connections, API budget, locators, 
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -722,14 +723,14 @@ def test_prefetched_bulk_pages_give_the_same_records_and_calls(
     plain_calls = plain.calls - c0
     c0 = eager.calls
     served: list[int] = []
-    take = eager._take_prefetched
+    take = eager._take_prefetched_bulk
 
     def spy(cursor: Any, specs: Any) -> Any:
         page = take(cursor, specs)
         served.append(page is not None)
         return page
 
-    eager._take_prefetched = spy  # type: ignore[method-assign]
+    eager._take_prefetched_bulk = spy  # type: ignore[method-assign]
     got, eager_pages = read_all(eager, schema, plan, "bulk")
     assert pages >= 3 and eager_pages == pages
     assert got == expected and [list(r) for r in got] == [list(r) for r in expected]
@@ -774,14 +775,14 @@ def test_prefetched_rest_pages_give_the_same_records_and_calls(
     plain_calls = plain.calls - c0
     c0 = eager.calls
     served: list[bool] = []
-    take = eager._take_prefetched
+    take = eager._ahead.take
 
     def spy(read: str, page: str) -> Any:
         got = take(read, page)
         served.append(got is not None)
         return got
 
-    eager._take_prefetched = spy  # type: ignore[method-assign]
+    eager._ahead.take = spy  # type: ignore[method-assign]
     got, eager_pages = read_all(eager, schema, plan, "rest")
     assert pages >= 3 and eager_pages == pages
     assert got == expected and [list(r) for r in got] == [list(r) for r in expected]
@@ -814,18 +815,18 @@ def test_prefetch_holds_a_bounded_number_of_reads(
     fresh_emulator: Callable[..., Any], emulator_source: Callable[..., Any]
 ) -> None:
     """Many reads started at once (as an incremental's first pages are) fetch ahead for at most
-    ``PREFETCH_HELD_MAX`` of them; the others are read the ordinary way, and all are complete."""
-    from orgvault.adapters.salesforce import PREFETCH_HELD_MAX
+    ``PREFETCH_READS_MAX`` of them; the others are read the ordinary way, and all are complete."""
+    from orgvault.adapters.salesforce import PREFETCH_READS_MAX
 
     emulator = fresh_emulator(default_batch_size=10)
     src = emulator_source(emulator, rest_batch_size=None, prefetch_pages=True)
     src.login()
     schema, plan = plan_of(src, "Contact")
-    n = PREFETCH_HELD_MAX + 2
+    n = PREFETCH_READS_MAX + 2
     cursors = [src.start_read(schema, list(plan.fields), strategy="rest") for _ in range(n)]
     firsts = [src.read_page(c) for c in cursors]
     assert all(p.cursor is not None for p in firsts)
-    assert len(src._prefetched) == PREFETCH_HELD_MAX
+    assert src._ahead.reads() == PREFETCH_READS_MAX
     expected = truth(emulator.org, plan)
     for first in firsts:
         records, cursor = list(first.records), first.cursor
@@ -834,15 +835,15 @@ def test_prefetch_holds_a_bounded_number_of_reads(
             records += page.records
             cursor = page.cursor
         assert len(by_id(records)) == len(expected)
-    assert src._prefetched == {}
+    assert src._ahead.reads() == 0 and src._ahead.held_bytes == 0
 
 
 def test_a_read_started_ahead_is_served_from_its_prefetch(
     fresh_emulator: Callable[..., Any], emulator_source: Callable[..., Any]
 ) -> None:
     """``prefetch_read`` (used for the next batch of a filter-required object) sends the read's
-    first query at once; its ``read_page`` then takes that answer: same records, no extra call.
-    Without ``prefetch_pages`` it does nothing."""
+    first query at once, and the pages after it follow on their own; the reader takes every page
+    from there: same records, not one extra call. Without ``prefetch_pages`` it does nothing."""
     emulator = fresh_emulator(default_batch_size=10)
     plain = emulator_source(emulator, rest_batch_size=None)
     eager = emulator_source(emulator, rest_batch_size=None, prefetch_pages=True)
@@ -852,23 +853,66 @@ def test_a_read_started_ahead_is_served_from_its_prefetch(
     where = "LastName != null"
     c0 = plain.calls
     plain.prefetch_read(plain.start_read(schema, list(plan.fields), strategy="rest", where=where))
-    assert plain.calls == c0 and plain._prefetched == {}
-    expected = plain.read_page(plain.start_read(schema, list(plan.fields), strategy="rest", where=where))
+    assert plain.calls == c0 and plain._ahead.reads() == 0
+    expected, pages = read_all(plain, schema, plan, "rest", where=where)
+    plain_calls = plain.calls - c0
 
     cursor = eager.start_read(schema, list(plan.fields), strategy="rest", where=where)
     c0 = eager.calls
     eager.prefetch_read(cursor)
-    assert eager.calls == c0 + 1 and len(eager._prefetched) == 1
+    assert eager._ahead.reads() == 1
     served: list[bool] = []
-    take = eager._take_prefetched
+    take = eager._ahead.take
 
     def spy(read: str, page: str) -> Any:
         got = take(read, page)
         served.append(got is not None)
         return got
 
-    eager._take_prefetched = spy  # type: ignore[method-assign]
-    page = eager.read_page(cursor)
-    assert served == [True] and eager.calls == c0 + 2  # the prefetch and that of the next page
-    assert page.records == expected.records
-    assert page.cursor is not None and expected.cursor is not None  # each its own query locator
+    eager._ahead.take = spy  # type: ignore[method-assign]
+    records: list[dict[str, Any]] = []
+    next_cursor: dict[str, Any] | None = cursor
+    while next_cursor is not None:
+        page = eager.read_page(next_cursor)
+        records += page.records
+        next_cursor = page.cursor
+    assert pages >= 3 and served == [True] * pages  # the first page too
+    assert records == expected and eager.calls - c0 == plain_calls
+
+
+def test_a_long_rest_read_runs_ahead_of_its_reader_within_the_depth(
+    fresh_emulator: Callable[..., Any], emulator_source: Callable[..., Any]
+) -> None:
+    """A REST read fetched ahead goes on by itself from each answer to the next, up to
+    ``PREFETCH_DEPTH`` pages ahead of a reader that is busy elsewhere, and no further; the reader
+    then gets every page from there, and the calls are those of a plain read."""
+    from orgvault.adapters.salesforce import PREFETCH_DEPTH
+
+    emulator = fresh_emulator(default_batch_size=10)
+    plain = emulator_source(emulator, rest_batch_size=None)
+    eager = emulator_source(emulator, rest_batch_size=None, prefetch_pages=True)
+    for src in (plain, eager):
+        src.login()
+    schema, plan = plan_of(plain, "Contact")
+    c0 = plain.calls
+    expected, pages = read_all(plain, schema, plan, "rest")
+    plain_calls = plain.calls - c0
+    assert pages > PREFETCH_DEPTH + 2
+
+    c0 = eager.calls
+    first = eager.read_page(eager.start_read(schema, list(plan.fields), strategy="rest"))
+    assert first.cursor is not None
+    read = first.cursor["next"].rsplit("/", 1)[-1].rsplit("-", 1)[0]
+    deadline = time.monotonic() + 10
+    while eager._ahead.pages(f"rest:{read}") < PREFETCH_DEPTH and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # room for a page too many, if the bound did not hold
+    assert eager._ahead.pages(f"rest:{read}") == PREFETCH_DEPTH
+    assert eager.calls - c0 == 1 + PREFETCH_DEPTH
+    records, cursor = list(first.records), first.cursor
+    while cursor is not None:
+        page = eager.read_page(cursor)
+        records += page.records
+        cursor = page.cursor
+    assert records == expected and eager.calls - c0 == plain_calls
+    assert eager._ahead.reads() == 0 and eager._ahead.held_bytes == 0
