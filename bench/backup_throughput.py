@@ -207,13 +207,11 @@ def run_child(
 # --- the ceiling: a minimal client -------------------------------------------------------------------
 
 
-def drain(facts: Any, plans: list[Any]) -> dict[str, Any]:
+def minimal_session(facts: Any) -> Any:
+    """A plain ``requests`` session logged in to the emulator (client credentials)."""
     import requests
 
-    from orgvault.services.backup import FILTER_BATCH, FILTERED_READS
-
     s = requests.Session()
-    base = f"{facts.instance_url}/services/data/v59.0"
     tok = s.post(
         f"{facts.login_url}/services/oauth2/token",
         data={"grant_type": "client_credentials"},
@@ -221,6 +219,14 @@ def drain(facts: Any, plans: list[Any]) -> dict[str, Any]:
         timeout=60,
     ).json()["access_token"]
     s.headers["Authorization"] = f"Bearer {tok}"
+    return s
+
+
+def drain(facts: Any, plans: list[Any]) -> dict[str, Any]:
+    from orgvault.services.backup import FILTER_BATCH, FILTERED_READS
+
+    s = minimal_session(facts)
+    base = f"{facts.instance_url}/services/data/v59.0"
     calls = records = nbytes = files = 0
     t0 = time.perf_counter()
     for p in plans:
@@ -299,19 +305,10 @@ def replay_floor(facts: Any, path: Path) -> dict[str, Any]:
     ``nextRecordsUrl`` in an answer (a query's or a Composite sub-request's) is followed to the end
     instead of replaying the recorded query-more calls, whose locators belong to the first session.
     Reads do not change the org, so the answers are those the incremental got."""
-    import requests
-
     recorded = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     more_headers = next((c["headers"] for c in recorded if "/query/" in c["url"]), {})
-    s = requests.Session()
     t0 = time.perf_counter()
-    tok = s.post(
-        f"{facts.login_url}/services/oauth2/token",
-        data={"grant_type": "client_credentials"},
-        auth=(facts.client_id, facts.client_secret),
-        timeout=60,
-    ).json()["access_token"]
-    s.headers["Authorization"] = f"Bearer {tok}"
+    s = minimal_session(facts)  # the incremental logs in too
     calls = nbytes = 0
 
     def send(method: str, url: str, **kwargs: Any) -> bytes:

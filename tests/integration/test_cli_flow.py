@@ -27,6 +27,16 @@ def home_env(tmp_path):
     return home, {"ORGVAULT_HOME": str(home), "ORGVAULT_CHUNK_RECORDS": "100"}
 
 
+def add_acme(home, env, emu):
+    """`orgvault init`, then `org add acme` for the emulator (client credentials from a file)."""
+    facts = emu.facts
+    run(["init"], env)
+    secrets_file = home.parent / "creds.json"
+    secrets_file.write_text(json.dumps({"client_id": facts.client_id, "client_secret": facts.client_secret}))
+    add = ["org", "add", "acme", "--instance-url", facts.instance_url, "--login-url", facts.login_url]
+    assert run([*add, "--auth", "client-credentials", "--secrets-file", str(secrets_file)], env) == 0
+
+
 def test_init_creates_a_private_vault_and_is_idempotent(home_env, capsys):
     home, env = home_env
     assert run(["init", "--json"], env) == 0
@@ -119,29 +129,7 @@ def test_full_cli_flow(home_env, fresh_emulator, capsys):
 def test_exit_codes_for_unknown_org_locked_and_paused(home_env, fresh_emulator, capsys):
     home, env = home_env
     emu = fresh_emulator(scale=150, seed=32)
-    facts = emu.facts
-    run(["init"], env)
-    secrets_file = home.parent / "creds.json"
-    secrets_file.write_text(json.dumps({"client_id": facts.client_id, "client_secret": facts.client_secret}))
-    assert (
-        run(
-            [
-                "org",
-                "add",
-                "acme",
-                "--instance-url",
-                facts.instance_url,
-                "--login-url",
-                facts.login_url,
-                "--auth",
-                "client-credentials",
-                "--secrets-file",
-                str(secrets_file),
-            ],
-            env,
-        )
-        == 0
-    )
+    add_acme(home, env, emu)
     capsys.readouterr()
 
     assert run(["backup", "nobody"], env) == cli.EXIT_ERROR
@@ -283,12 +271,7 @@ def test_a_data_object_that_could_not_be_read_makes_the_backup_exit_incomplete(
 
     home, env = home_env
     emu = fresh_emulator(scale=150, seed=33)
-    facts = emu.facts
-    run(["init"], env)
-    secrets_file = home.parent / "creds.json"
-    secrets_file.write_text(json.dumps({"client_id": facts.client_id, "client_secret": facts.client_secret}))
-    add = ["org", "add", "acme", "--instance-url", facts.instance_url, "--login-url", facts.login_url]
-    assert run([*add, "--auth", "client-credentials", "--secrets-file", str(secrets_file)], env) == 0
+    add_acme(home, env, emu)
 
     def contacts_in_head() -> int | None:
         app = open_app(Settings.from_env(env))

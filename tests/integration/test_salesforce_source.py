@@ -758,31 +758,44 @@ def test_a_prefetched_page_cut_short_is_read_again(
 # --- prefetch of the next REST query page --------------------------------------------------------
 
 
-def test_prefetched_rest_pages_give_the_same_records_and_calls(
-    fresh_emulator: Callable[..., Any], emulator_source: Callable[..., Any]
-) -> None:
-    """A REST query read with ``prefetch_pages`` asks for each next page (its nextRecordsUrl) while
-    the caller works on this one: the same records in the same order, the same number of calls, and
-    every page after the first served from the prefetch."""
+def plain_and_eager(fresh_emulator: Callable[..., Any], emulator_source: Callable[..., Any]) -> Any:
+    """An emulator with 10-record REST pages, a source without and one with ``prefetch_pages``
+    (both logged in), and Contact's schema and plan."""
     emulator = fresh_emulator(default_batch_size=10)
     plain = emulator_source(emulator, rest_batch_size=None)
     eager = emulator_source(emulator, rest_batch_size=None, prefetch_pages=True)
     for src in (plain, eager):
         src.login()
     schema, plan = plan_of(plain, "Contact")
-    c0 = plain.calls
-    expected, pages = read_all(plain, schema, plan, "rest")
-    plain_calls = plain.calls - c0
-    c0 = eager.calls
+    return emulator, plain, eager, schema, plan
+
+
+def served_from_prefetch(src: Any) -> list[bool]:
+    """Whether each page ``src`` takes from its prefetcher was there (appended as it reads)."""
     served: list[bool] = []
-    take = eager._ahead.take
+    take = src._ahead.take
 
     def spy(read: str, page: str) -> Any:
         got = take(read, page)
         served.append(got is not None)
         return got
 
-    eager._ahead.take = spy  # type: ignore[method-assign]
+    src._ahead.take = spy
+    return served
+
+
+def test_prefetched_rest_pages_give_the_same_records_and_calls(
+    fresh_emulator: Callable[..., Any], emulator_source: Callable[..., Any]
+) -> None:
+    """A REST query read with ``prefetch_pages`` asks for each next page (its nextRecordsUrl) while
+    the caller works on this one: the same records in the same order, the same number of calls, and
+    every page after the first served from the prefetch."""
+    emulator, plain, eager, schema, plan = plain_and_eager(fresh_emulator, emulator_source)
+    c0 = plain.calls
+    expected, pages = read_all(plain, schema, plan, "rest")
+    plain_calls = plain.calls - c0
+    c0 = eager.calls
+    served = served_from_prefetch(eager)
     got, eager_pages = read_all(eager, schema, plan, "rest")
     assert pages >= 3 and eager_pages == pages
     assert got == expected and [list(r) for r in got] == [list(r) for r in expected]
@@ -844,12 +857,7 @@ def test_a_read_started_ahead_is_served_from_its_prefetch(
     """``prefetch_read`` (used for the next batch of a filter-required object) sends the read's
     first query at once, and the pages after it follow on their own; the reader takes every page
     from there: same records, not one extra call. Without ``prefetch_pages`` it does nothing."""
-    emulator = fresh_emulator(default_batch_size=10)
-    plain = emulator_source(emulator, rest_batch_size=None)
-    eager = emulator_source(emulator, rest_batch_size=None, prefetch_pages=True)
-    for src in (plain, eager):
-        src.login()
-    schema, plan = plan_of(plain, "Contact")
+    emulator, plain, eager, schema, plan = plain_and_eager(fresh_emulator, emulator_source)
     where = "LastName != null"
     c0 = plain.calls
     plain.prefetch_read(plain.start_read(schema, list(plan.fields), strategy="rest", where=where))
@@ -861,15 +869,7 @@ def test_a_read_started_ahead_is_served_from_its_prefetch(
     c0 = eager.calls
     eager.prefetch_read(cursor)
     assert eager._ahead.reads() == 1
-    served: list[bool] = []
-    take = eager._ahead.take
-
-    def spy(read: str, page: str) -> Any:
-        got = take(read, page)
-        served.append(got is not None)
-        return got
-
-    eager._ahead.take = spy  # type: ignore[method-assign]
+    served = served_from_prefetch(eager)
     records: list[dict[str, Any]] = []
     next_cursor: dict[str, Any] | None = cursor
     while next_cursor is not None:
@@ -888,12 +888,7 @@ def test_a_long_rest_read_runs_ahead_of_its_reader_within_the_depth(
     then gets every page from there, and the calls are those of a plain read."""
     from orgvault.adapters.salesforce import PREFETCH_DEPTH
 
-    emulator = fresh_emulator(default_batch_size=10)
-    plain = emulator_source(emulator, rest_batch_size=None)
-    eager = emulator_source(emulator, rest_batch_size=None, prefetch_pages=True)
-    for src in (plain, eager):
-        src.login()
-    schema, plan = plan_of(plain, "Contact")
+    emulator, plain, eager, schema, plan = plain_and_eager(fresh_emulator, emulator_source)
     c0 = plain.calls
     expected, pages = read_all(plain, schema, plan, "rest")
     plain_calls = plain.calls - c0
