@@ -64,6 +64,10 @@ BACKUP_SETTINGS = """settings (environment):
   ORGVAULT_CHUNK_RECORDS / ORGVAULT_CHUNK_BYTES   chunk bounds (20000 / 8 MiB)
   ORGVAULT_PAGE_RECORDS      records per Bulk results page held in memory (5000)
   ORGVAULT_ONLY / ORGVAULT_INCLUDE / ORGVAULT_EXCLUDE   comma-separated object names or patterns
+
+exit codes: 0 ok; 1 error; 2 usage; 3 paused (API share used up: run it again later to resume);
+  5 locked (another run of this org); 6 incomplete (snapshot committed, but the objects named on
+  stderr and in --json "not_read" could not be read this run)
 """
 
 

@@ -63,6 +63,7 @@ def test_backup_help_lists_the_settings_including_workers(capsys):
     out = capsys.readouterr().out
     assert "ORGVAULT_WORKERS" in out and "ORGVAULT_BUDGET_SHARE" in out
     assert "ORGVAULT_PAGE_RECORDS" in out and "full backup extracts at once" in out
+    assert "6 incomplete" in out  # the exit code a scheduler must watch for
 
 
 def test_master_key_must_be_32_bytes_and_is_not_in_repr():
