@@ -223,10 +223,10 @@ def bench_scale(scale: int, *, change: float, seed: int, step_seconds: float) ->
     import boto3
     from moto import mock_aws
 
+    from bench.common import connect_emulator_org
     from orgvault.adapters.aws_dynamodb import create_catalog_table
     from orgvault.adapters.aws_metering import AwsMeter
     from orgvault.bootstrap import default_source_factory, open_app
-    from orgvault.services.orgs import connect_org
     from orgvault.settings import Settings
     from salesforce_emulator import EmulatorServer, Org, activity
 
@@ -267,17 +267,7 @@ def bench_scale(scale: int, *, change: float, seed: int, step_seconds: float) ->
 
         app = make_app()
         facts = emu.facts
-        connect_org(
-            catalog=app.catalog,
-            keys=app.keys,
-            secrets=app.secrets,
-            name=ORG,
-            instance_url=facts.instance_url,
-            login_url=facts.login_url,
-            auth_method="client-credentials",
-            credentials={"client_id": facts.client_id, "client_secret": facts.client_secret},
-            test_login=app.make_source,
-        )
+        connect_emulator_org(app, facts, ORG)
         result["connect"] = phase_summary(meter, None, records=0, org_records=0)
 
         def stored() -> dict[str, int]:

@@ -335,10 +335,10 @@ def replay_floor(facts: Any, path: Path) -> dict[str, Any]:
 
 
 def bench_scale(scale: int, seed: int = 5, no_prefetch: bool = False) -> dict[str, Any]:
+    from bench.common import connect_emulator_org
     from orgvault.bootstrap import init_local, open_app
     from orgvault.domain.plan import PlanSettings
     from orgvault.services.backup_glue import plan_objects
-    from orgvault.services.orgs import connect_org
     from orgvault.settings import Settings
     from salesforce_emulator import EmulatorServer, Org, activity
 
@@ -352,17 +352,7 @@ def bench_scale(scale: int, seed: int = 5, no_prefetch: bool = False) -> dict[st
         settings = Settings.from_env({}, home=str(home))
         init_local(settings)
         app = open_app(settings)
-        conn = connect_org(
-            catalog=app.catalog,
-            keys=app.keys,
-            secrets=app.secrets,
-            name=ORG,
-            instance_url=facts.instance_url,
-            login_url=facts.login_url,
-            auth_method="client-credentials",
-            credentials={"client_id": facts.client_id, "client_secret": facts.client_secret},
-            test_login=app.make_source,
-        )
+        conn = connect_emulator_org(app, facts, ORG)
         plans, _ = plan_objects(app.source_for(conn), PlanSettings())
         app.close()
         ceiling = drain(facts, plans)

@@ -201,8 +201,8 @@ def bench_lookup(records: int, snapshots: int, change: float) -> dict[str, Any]:
 
 def bench_restore(records: int) -> dict[str, Any]:
     import salesforce_emulator
+    from bench.common import connect_emulator_org
     from orgvault.domain.restore_plan import RestoreMode
-    from orgvault.services.orgs import connect_org
     from orgvault.services.restore import RestoreRequest
     from orgvault.services.restore_journal import JobStatus
     from salesforce_emulator import Org
@@ -232,17 +232,7 @@ def bench_restore(records: int) -> dict[str, Any]:
             init_local(settings)
             app = open_app(settings)
             f = emu.facts
-            connect_org(
-                catalog=app.catalog,
-                keys=app.keys,
-                secrets=app.secrets,
-                name=ORG,
-                instance_url=f.instance_url,
-                login_url=f.login_url,
-                auth_method="client-credentials",
-                credentials={"client_id": f.client_id, "client_secret": f.client_secret},
-                test_login=app.make_source,
-            )
+            connect_emulator_org(app, f, ORG)
             snap = app.backup_service().run_backup(ORG).snapshot
             from orgvault.cli_restore import make_restore_service
 

@@ -19,7 +19,14 @@ import pytest
 
 from orgvault.domain.models import RunKind, RunStatus
 from orgvault.errors import ApiBudgetExhausted, OrgVaultError
-from tests.integration.test_backup_support import ORG, assert_identical, change_org, connect, make_app
+from tests.integration.test_backup_support import (
+    ORG,
+    assert_identical,
+    change_org,
+    cli_backup,
+    connect,
+    make_app,
+)
 
 
 class Crash(BaseException):
@@ -164,14 +171,7 @@ def test_kill_9_of_the_cli_then_resume(tmp_path, fresh_emulator):
         proc.wait(timeout=60)
     assert killed >= 2, "the backup finished before it could be killed; slow the emulator down"
     emu.faults.update(latency_seconds=0.0)
-    done = subprocess.run(
-        [sys.executable, "-m", "orgvault.cli", "backup", ORG, "--json"],
-        env=env,
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = cli_backup(env)
     assert done.returncode == 0, done.stderr
     json.loads(done.stdout)
     app = make_app(home)

@@ -7,6 +7,8 @@ several pages and chunks). ``connect(app, emu)`` records the emulator org as ``a
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,18 @@ def change_org(
     summary = {"field": field, "first": first, "second": second}
     assert any(second["purged"].values()) and any(second["undeleted"].values()), summary
     return summary
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli_backup(env: dict[str, str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`orgvault backup ORG --json` in a process of its own (as a user or scheduler runs it), to the end."""
+    return subprocess.run(
+        [sys.executable, "-m", "orgvault.cli", "backup", ORG, "--json"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

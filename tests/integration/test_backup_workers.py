@@ -21,7 +21,14 @@ from orgvault.bootstrap import App, init_local, open_app
 from orgvault.domain.models import ObjectState, RunStatus
 from orgvault.errors import ApiBudgetExhausted, SalesforceRequestError
 from orgvault.settings import Settings
-from tests.integration.test_backup_support import ORG, SMALL_CHUNKS, assert_identical, change_org, connect
+from tests.integration.test_backup_support import (
+    ORG,
+    SMALL_CHUNKS,
+    assert_identical,
+    change_org,
+    cli_backup,
+    connect,
+)
 
 
 def worker_app(home: Path, workers: int = 2, **backup: Any) -> App:
@@ -260,14 +267,7 @@ def test_kill_9_of_the_cli_leaves_no_worker_then_resume(tmp_path, fresh_emulator
         killed_workers |= workers
     assert len(killed_workers) == 4
     emu.faults.update(latency_seconds=0.0)
-    done = subprocess.run(
-        [sys.executable, "-m", "orgvault.cli", "backup", ORG, "--json"],
-        env=env,
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = cli_backup(env, timeout=180)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     app = worker_app(home)
